@@ -88,6 +88,17 @@ export interface InterfaceStatus {
   readonly ipAddresses?: readonly string[];
 }
 
+/** The pod interface as CNI left it, before plumbing: what the identity keeper holds and teardown restores. */
+export interface PodIdentity {
+  readonly name: string;
+  readonly mac: string;
+  readonly mtu: number;
+  readonly ipv4: readonly string[];
+  readonly ipv6: readonly string[];
+  /** Routes whose device is this interface. */
+  readonly routes: readonly { readonly dst: string; readonly gw?: string }[];
+}
+
 export interface NetworkPlan {
   readonly name: string;
   readonly binding: BindingKind;
@@ -100,7 +111,7 @@ export interface NetworkPlan {
   readonly tap: string | null;
   readonly guestMac: string | null;
   /** The pod interface identity before plumbing (what teardown restores, what the keeper holds). */
-  readonly podIdentity: { readonly mac: string; readonly mtu: number; readonly ipv4: readonly string[]; readonly ipv6: readonly string[] } | null;
+  readonly podIdentity: PodIdentity | null;
   readonly links: readonly LinkStep[];
   readonly sysctls: Readonly<Record<string, string>>;
   readonly dhcp: DhcpV4Plan | null;

@@ -1,5 +1,5 @@
 // The one small interface every binding implements: (network, interface, pod state, context) → its slice of the plan.
-import type { Arch, BindingKind, DhcpV4Plan, DhcpV6Plan, InterfaceStatus, LinkStep, Phase } from '../agent/plan-types.js';
+import type { Arch, BindingKind, DhcpV4Plan, DhcpV6Plan, InterfaceStatus, LinkStep, Phase, PodIdentity } from '../agent/plan-types.js';
 import type { PodInterface, PodState } from '../agent/pod-state.js';
 import type { KubeVirtConfig, Vmi, VmiInterface, VmiNetwork } from '../agent/vmi-types.js';
 import type { DomainInterfaceSpec, HostdevSpec } from '../domain/interface-spec.js';
@@ -25,9 +25,17 @@ export interface BindingInput {
   readonly interfaceIndex: number;
   /** Pod interface name from the naming scheme (eth0, pod<hash>, netN). */
   readonly podInterfaceName: string;
-  /** The pod link of that name, if it exists. */
+  /** The pod link of that name, if it exists (after plumbing: the identity keeper). */
   readonly podInterface: PodInterface | undefined;
+  /** The pod interface's original identity: from a prior setup's state dir, else from the pod link. */
+  readonly podIdentity: PodIdentity | undefined;
+  /** Is the pod NIC already plumbed (renamed to <x>-nic)? Then its current name. */
+  readonly renamedNic: PodInterface | undefined;
+  /** The network's index in spec.networks (field paths). */
+  readonly networkIndex: number;
   readonly isPrimary: boolean;
+  /** Is the interface in the running domain (from --domain or status infoSource)? */
+  readonly inDomain: boolean;
   /** VMI status entry for this network, if any. */
   readonly statusEntry: { readonly mac?: string; readonly queueCount?: number; readonly infoSource?: string; readonly podInterfaceName?: string } | undefined;
   /** Queues for tap and driver (0 = no multiqueue). */
@@ -55,7 +63,7 @@ export interface BindingSlice {
   readonly bridge: string | null;
   readonly tap: string | null;
   readonly guestMac: string | null;
-  readonly podIdentity: { readonly mac: string; readonly mtu: number; readonly ipv4: readonly string[]; readonly ipv6: readonly string[] } | null;
+  readonly podIdentity: PodIdentity | null;
   readonly links: readonly LinkStep[];
   readonly sysctls: Readonly<Record<string, string>>;
   /** Pod-wide sysctls (merged across networks). */

@@ -1,0 +1,134 @@
+// Small IPv4/IPv6 address and CIDR helpers (parse, format, network, host N, global-unicast checks).
+import { isIPv4, isIPv6 } from 'node:net';
+
+export type Family = 4 | 6;
+
+export interface Cidr {
+  readonly family: Family;
+  readonly address: bigint;
+  readonly prefixLength: number;
+}
+
+function bits(family: Family): number {
+  return family === 4 ? 32 : 128;
+}
+
+export function ipToBigInt(ip: string): bigint {
+  if (isIPv4(ip)) {
+    return ip.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
+  }
+  if (isIPv6(ip)) {
+    let text = ip;
+    // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
+    const v4Tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+    if (v4Tail?.[1]) {
+      const v4 = ipToBigInt(v4Tail[1]);
+      text = text.slice(0, -v4Tail[1].length) + ((v4 >> 16n) & 0xffffn).toString(16) + ':' + (v4 & 0xffffn).toString(16);
+    }
+    const [head = '', tail] = text.split('::');
+    const headGroups = head === '' ? [] : head.split(':');
+    const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
+    const missing = 8 - headGroups.length - tailGroups.length;
+    const groups = tail === undefined ? headGroups : [...headGroups, ...Array<string>(missing).fill('0'), ...tailGroups];
+    return groups.reduce((acc, group) => (acc << 16n) | BigInt(parseInt(group, 16)), 0n);
+  }
+  throw new Error(`invalid IP address "${ip}"`);
+}
+
+export function bigIntToIp(value: bigint, family: Family): string {
+  if (family === 4) {
+    return [24n, 16n, 8n, 0n].map((shift) => Number((value >> shift) & 0xffn)).join('.');
+  }
+  const groups: string[] = [];
+  for (let shift = 112n; shift >= 0n; shift -= 16n) groups.push(((value >> shift) & 0xffffn).toString(16));
+  // RFC 5952: compress the longest run (length ≥ 2) of zero groups.
+  let bestStart = -1;
+  let bestLength = 0;
+  for (let start = 0; start < 8; ) {
+    if (groups[start] !== '0') {
+      start++;
+      continue;
+    }
+    let end = start;
+    while (end < 8 && groups[end] === '0') end++;
+    if (end - start > bestLength && end - start >= 2) {
+      bestStart = start;
+      bestLength = end - start;
+    }
+    start = end;
+  }
+  if (bestStart < 0) return groups.join(':');
+  return groups.slice(0, bestStart).join(':') + '::' + groups.slice(bestStart + bestLength).join(':');
+}
+
+export function ipFamily(ip: string): Family | null {
+  if (isIPv4(ip)) return 4;
+  if (isIPv6(ip)) return 6;
+  return null;
+}
+
+/** Parses "10.0.2.0/24"; returns null when malformed. The address keeps its host bits. */
+export function parseCidr(text: string): Cidr | null {
+  const match = /^([^/]+)\/(\d{1,3})$/.exec(text.trim());
+  if (!match?.[1] || match[2] === undefined) return null;
+  const family = ipFamily(match[1]);
+  const prefixLength = Number(match[2]);
+  if (family === null || prefixLength > bits(family)) return null;
+  return { family, address: ipToBigInt(match[1]), prefixLength };
+}
+
+export function cidrAddress(cidr: Cidr): string {
+  return bigIntToIp(cidr.address, cidr.family);
+}
+
+export function networkOf(cidr: Cidr): Cidr {
+  const hostBits = BigInt(bits(cidr.family) - cidr.prefixLength);
+  return { ...cidr, address: (cidr.address >> hostBits) << hostBits };
+}
+
+export function formatCidr(cidr: Cidr): string {
+  return `${cidrAddress(cidr)}/${cidr.prefixLength}`;
+}
+
+/** The Nth address of the CIDR's network (1 = first host), with the CIDR's prefix length. */
+export function nthHost(cidr: Cidr, n: number): Cidr {
+  return { ...cidr, address: networkOf(cidr).address + BigInt(n) };
+}
+
+export function addressCount(cidr: Cidr): bigint {
+  return 1n << BigInt(bits(cidr.family) - cidr.prefixLength);
+}
+
+export function prefixToMask(prefixLength: number): string {
+  const mask = prefixLength === 0 ? 0n : ((1n << 32n) - 1n) ^ ((1n << BigInt(32 - prefixLength)) - 1n);
+  return bigIntToIp(mask, 4);
+}
+
+/** Go's IsGlobalUnicast: not unspecified, loopback, link-local, multicast or broadcast. */
+export function isGlobalUnicast(ip: string): boolean {
+  const family = ipFamily(ip);
+  if (family === null) return false;
+  const value = ipToBigInt(ip);
+  if (family === 4) {
+    const first = Number(value >> 24n);
+    const second = Number((value >> 16n) & 0xffn);
+    if (value === 0n || value === 0xffffffffn) return false;
+    if (first === 127 || first >= 224) return false;
+    if (first === 169 && second === 254) return false;
+    return true;
+  }
+  if (value === 0n || value === 1n) return false;
+  const top16 = Number(value >> 112n);
+  if ((top16 & 0xffc0) === 0xfe80) return false;
+  if ((top16 & 0xff00) === 0xff00) return false;
+  return true;
+}
+
+export function stripPrefix(cidrText: string): string {
+  return cidrText.split('/')[0] ?? cidrText;
+}
+
+/** The same network? (both CIDRs reduced to the shorter… here: identical network and prefix). */
+export function sameNetwork(a: Cidr, b: Cidr): boolean {
+  return a.family === b.family && a.prefixLength === b.prefixLength && networkOf(a).address === networkOf(b).address;
+}
