@@ -224,26 +224,6 @@ function upsertByAlias(doc: Builder, parent: DomNode, fragmentXml: string, name:
   else parent.appendChild(imported);
 }
 
-/** Elements KubeVirt's `api.Interface` emits after `<link>`. */
-const AFTER_LINK = new Set(['filterref', 'alias', 'driver', 'rom', 'acpi', 'backend', 'portForward']);
-
-/**
- * Returns the `<interface>` fragment with its link state set, as KubeVirt's UpdateDeviceFlags sends it:
- * 'down' → a `<link state='down'/>` (in KubeVirt's position: before filterref/alias/driver/…), 'up' → no `<link>`.
- */
-export function setLinkState(interfaceXml: string, state: 'up' | 'down'): string {
-  const doc = parse(interfaceXml, 'interface', '<interface> fragment', false);
-  const iface = doc.root();
-  for (const link of childElements(iface.node, 'link')) iface.node.removeChild(link);
-  if (state === 'down') {
-    iface.ele('link', { state: 'down' });
-    const link = iface.node.lastChild;
-    const anchor = childElements(iface.node).find((n) => AFTER_LINK.has(n.nodeName)) ?? null;
-    if (link && anchor) iface.node.insertBefore(link, anchor);
-  }
-  return doc.end({ headless: true, prettyPrint: false });
-}
-
 /** libvirt's own order of the domain children that precede `<memoryBacking>`. */
 const BEFORE_MEMORY_BACKING = ['name', 'uuid', 'genid', 'title', 'description', 'metadata', 'maxMemory', 'memory', 'currentMemory', 'blkiotune', 'memtune'];
 
