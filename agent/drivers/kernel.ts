@@ -1,0 +1,84 @@
+// The kernel as the apply step sees it: a small interface over rtnetlink, tun ioctls, /proc/sys and nft.
+
+export interface LinkInfo {
+  readonly index: number;
+  readonly name: string;
+  /** rtnetlink IFLA_INFO_KIND ("bridge", "veth", "tun", "dummy", "macvtap", …); "device" when absent. */
+  readonly kind: string;
+  readonly mac: string;
+  readonly mtu: number;
+  /** Administrative state (IFF_UP). */
+  readonly up: boolean;
+  readonly masterIndex: number | null;
+  /** Bridge-port learning (IFLA_BRPORT_LEARNING), when the link is a bridge port. */
+  readonly learning: boolean | null;
+  /** For tun/tap links: owner, group, multi-queue and persistence (IFLA_TUN_*), when the kernel reports them. */
+  readonly tun: { readonly owner: number | null; readonly group: number | null; readonly multiQueue: boolean; readonly persist: boolean } | null;
+}
+
+export interface AddressInfo {
+  readonly index: number;
+  /** "10.244.1.5/24", "fd10:0:2::1/120". */
+  readonly cidr: string;
+  readonly family: 4 | 6;
+  /** RT_SCOPE: "global", "link", "host". */
+  readonly scope: 'global' | 'link' | 'host' | 'site' | 'nowhere';
+}
+
+export interface RouteInfo {
+  readonly family: 4 | 6;
+  /** "default" or a CIDR. */
+  readonly dst: string;
+  readonly index: number | null;
+  readonly gw: string | null;
+  readonly table: number;
+  readonly protocol: number;
+  readonly scope: number;
+  readonly metric: number | null;
+  readonly type: number;
+}
+
+export interface TapOptions {
+  readonly queues: number;
+  readonly owner: { readonly uid: number; readonly gid: number };
+  readonly mtu?: number;
+}
+
+export interface LinkChanges {
+  readonly name?: string;
+  readonly mac?: string;
+  readonly mtu?: number;
+  /** ifindex of the new master, or null to release. */
+  readonly master?: number | null;
+  readonly up?: boolean;
+}
+
+/** Every method that changes the kernel is a "write"; the apply step counts them. */
+export interface KernelDriver {
+  listLinks(): Promise<LinkInfo[]>;
+  listAddresses(): Promise<AddressInfo[]>;
+  listRoutes(): Promise<RouteInfo[]>;
+  /** Which link kinds this kernel can create (the bridge binding falls back when "dummy" is missing). */
+  supportsLinkKind(kind: 'dummy' | 'bridge'): Promise<boolean>;
+
+  createBridge(name: string, mac?: string): Promise<void>;
+  createDummy(name: string): Promise<void>;
+  createTap(name: string, options: TapOptions): Promise<void>;
+  setLink(index: number, changes: LinkChanges): Promise<void>;
+  setBridgePortLearning(index: number, learning: boolean): Promise<void>;
+  deleteLink(index: number): Promise<void>;
+  addAddress(index: number, cidr: string): Promise<void>;
+  deleteAddress(index: number, cidr: string): Promise<void>;
+  addRoute(route: { readonly dst: string; readonly index: number; readonly gw?: string; readonly family: 4 | 6 }): Promise<void>;
+  deleteRoute(route: RouteInfo): Promise<void>;
+
+  readSysctl(name: string): string | null;
+  writeSysctl(name: string, value: string): void;
+
+  /** Applies an `nft -f` text as one transaction. */
+  nftApply(rulesetText: string): Promise<void>;
+  /** `nft list ruleset` text. */
+  nftList(): Promise<string>;
+
+  close(): void;
+}

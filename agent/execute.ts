@@ -1,0 +1,73 @@
+// Runs kernel actions through a KernelDriver, resolving link names to ifindexes as earlier actions create/rename.
+import type { KernelDriver, LinkInfo } from './drivers/kernel.js';
+import type { KernelAction } from './kernel-actions.js';
+import { ApplyError } from './reconcile.js';
+
+export async function executeActions(driver: KernelDriver, actions: readonly KernelAction[]): Promise<void> {
+  let links: LinkInfo[] = await driver.listLinks();
+  const refresh = async (): Promise<void> => {
+    links = await driver.listLinks();
+  };
+  const indexOf = async (name: string): Promise<number> => {
+    let link = links.find((candidate) => candidate.name === name);
+    if (!link) {
+      await refresh();
+      link = links.find((candidate) => candidate.name === name);
+    }
+    if (!link) throw new ApplyError('pod.interfaces', `link ${name} not found while applying`);
+    return link.index;
+  };
+
+  for (const action of actions) {
+    switch (action.do) {
+      case 'create-bridge':
+        await driver.createBridge(action.link, action.mac);
+        await refresh();
+        break;
+      case 'create-keeper':
+        if (action.keeperKind === 'dummy') await driver.createDummy(action.link);
+        else await driver.createBridge(action.link);
+        await refresh();
+        break;
+      case 'create-tap':
+        await driver.createTap(action.link, { queues: action.queues, owner: action.owner });
+        await refresh();
+        break;
+      case 'set-link': {
+        const index = await indexOf(action.link);
+        const master = action.master === undefined ? undefined : action.master === null ? null : await indexOf(action.master);
+        await driver.setLink(index, {
+          ...(action.name !== undefined ? { name: action.name } : {}),
+          ...(action.mac !== undefined ? { mac: action.mac } : {}),
+          ...(action.mtu !== undefined ? { mtu: action.mtu } : {}),
+          ...(master !== undefined ? { master } : {}),
+          ...(action.up !== undefined ? { up: action.up } : {}),
+        });
+        if (action.name !== undefined) await refresh();
+        break;
+      }
+      case 'set-learning':
+        await driver.setBridgePortLearning(await indexOf(action.link), action.learning);
+        break;
+      case 'add-address':
+        await driver.addAddress(await indexOf(action.link), action.cidr);
+        break;
+      case 'delete-address':
+        await driver.deleteAddress(await indexOf(action.link), action.cidr);
+        break;
+      case 'add-route':
+        await driver.addRoute({ dst: action.dst, index: await indexOf(action.link), family: action.family, ...(action.gw ? { gw: action.gw } : {}) });
+        break;
+      case 'delete-link':
+        await driver.deleteLink(await indexOf(action.link));
+        await refresh();
+        break;
+      case 'write-sysctl':
+        driver.writeSysctl(action.name, action.value);
+        break;
+      case 'apply-nft':
+        await driver.nftApply(action.text);
+        break;
+    }
+  }
+}

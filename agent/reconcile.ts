@@ -1,0 +1,229 @@
+// Pure reconciliation: (plan, kernel snapshot) → the ordered kernel actions; nothing when the pod already matches.
+import { createHash } from 'node:crypto';
+import type { AddressInfo, LinkInfo, RouteInfo } from './drivers/kernel.js';
+import { AgentError } from './errors.js';
+import type { KernelAction } from './kernel-actions.js';
+import type { LinkStep, Plan } from './plan-types.js';
+
+export interface KernelSnapshot {
+  readonly links: readonly LinkInfo[];
+  readonly addresses: readonly AddressInfo[];
+  readonly routes: readonly RouteInfo[];
+  /** Current values of the sysctls the plan names (null: does not exist yet). */
+  readonly sysctls: Readonly<Record<string, string | null>>;
+  /** Does the kernel already hold exactly the plan's nftables ruleset? */
+  readonly nftUpToDate: boolean;
+}
+
+export interface ReconcileOptions {
+  /** Can this kernel create `dummy` links? If not, the identity keeper is a port-less, down bridge. */
+  readonly dummySupported: boolean;
+}
+
+/** A conflict the agent will not resolve by force (e.g. a foreign link where our bridge must be). */
+export class ApplyError extends AgentError {
+  constructor(field: string, message: string) {
+    super(field, message, 4);
+    this.name = 'ApplyError';
+  }
+}
+
+/**
+ * A bridge created without a MAC follows its lowest port's MAC, so copying "the bridge MAC" to the pod NIC would
+ * never settle. We give every bridge we create a fixed, locally administered MAC derived from its name and the
+ * pod NIC it serves, so a re-run (or a run after a crash) computes the same value.
+ */
+export function pinnedBridgeMac(bridgeName: string, seed: string): string {
+  const digest = createHash('sha256').update(`virt-net-agent/${bridgeName}/${seed}`).digest();
+  const bytes = [...digest.subarray(0, 6)];
+  bytes[0] = ((bytes[0] ?? 0) & 0xfc) | 0x02;
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** IPv6 link-local addresses are the kernel's; they are neither planned nor removed. */
+export function isKernelManagedAddress(address: AddressInfo): boolean {
+  return address.family === 6 && /^fe[89ab][0-9a-f]:/i.test(address.cidr);
+}
+
+interface ModelLink {
+  name: string;
+  readonly index: number | null;
+  kind: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+  master: string | null;
+  learning: boolean | null;
+  addresses: string[];
+  readonly tun: LinkInfo['tun'];
+}
+
+/** The kernel as the actions so far would leave it. */
+class Model {
+  readonly links: ModelLink[];
+
+  constructor(snapshot: KernelSnapshot) {
+    const nameOf = (index: number | null): string | null => snapshot.links.find((link) => link.index === index)?.name ?? null;
+    this.links = snapshot.links.map((link) => ({
+      name: link.name,
+      index: link.index,
+      kind: link.kind,
+      mac: link.mac,
+      mtu: link.mtu,
+      up: link.up,
+      master: nameOf(link.masterIndex),
+      learning: link.learning,
+      addresses: snapshot.addresses
+        .filter((address) => address.index === link.index && !isKernelManagedAddress(address))
+        .map((address) => address.cidr),
+      tun: link.tun,
+    }));
+  }
+
+  byName(name: string): ModelLink | undefined {
+    return this.links.find((link) => link.name === name);
+  }
+
+  byIndex(index: number): ModelLink | undefined {
+    return this.links.find((link) => link.index === index);
+  }
+
+  add(link: Omit<ModelLink, 'index' | 'tun' | 'learning' | 'master' | 'addresses'>): ModelLink {
+    const created: ModelLink = { ...link, index: null, tun: null, learning: null, master: null, addresses: [] };
+    this.links.push(created);
+    return created;
+  }
+
+  remove(name: string): void {
+    const position = this.links.findIndex((link) => link.name === name);
+    if (position >= 0) this.links.splice(position, 1);
+  }
+}
+
+function sameMac(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/** Brings one link's MAC, MTU, addresses, master, learning and state to the step's values. */
+function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: KernelAction[]): void {
+  const wantedMac = step.mac === undefined ? undefined : resolveMac(model, step.mac);
+  const macChange = wantedMac !== undefined && !sameMac(link.mac, wantedMac);
+  const rename = step.renameTo !== undefined && step.renameTo !== link.name;
+  // Renames need the link down; MAC changes are refused on some running links (veth without live change).
+  if ((rename || macChange) && link.up) {
+    actions.push({ do: 'set-link', link: link.name, up: false });
+    link.up = false;
+  }
+  if (rename && step.renameTo !== undefined) {
+    if (model.byName(step.renameTo)) {
+      throw new ApplyError('pod.interfaces', `cannot rename ${link.name} to ${step.renameTo}: a link with that name exists`);
+    }
+    actions.push({ do: 'set-link', link: link.name, name: step.renameTo });
+    link.name = step.renameTo;
+  }
+  if (macChange && wantedMac !== undefined) {
+    actions.push({ do: 'set-link', link: link.name, mac: wantedMac });
+    link.mac = wantedMac;
+  }
+  if (step.mtu !== undefined && link.mtu !== step.mtu) {
+    actions.push({ do: 'set-link', link: link.name, mtu: step.mtu });
+    link.mtu = step.mtu;
+  }
+  if (step.addresses !== undefined) {
+    for (const cidr of link.addresses.filter((current) => !step.addresses?.includes(current))) {
+      actions.push({ do: 'delete-address', link: link.name, cidr });
+    }
+    for (const cidr of step.addresses.filter((wanted) => !link.addresses.includes(wanted))) {
+      actions.push({ do: 'add-address', link: link.name, cidr });
+    }
+    link.addresses = [...step.addresses];
+  }
+  if (step.master !== undefined && link.master !== step.master) {
+    actions.push({ do: 'set-link', link: link.name, master: step.master });
+    link.master = step.master;
+    link.learning = true; // a new bridge port learns by default
+  }
+  if (step.learning !== undefined && link.learning !== step.learning) {
+    actions.push({ do: 'set-learning', link: link.name, learning: step.learning });
+    link.learning = step.learning;
+  }
+  if (step.up !== undefined && link.up !== step.up) {
+    actions.push({ do: 'set-link', link: link.name, up: step.up });
+    link.up = step.up;
+  }
+}
+
+function resolveMac(model: Model, mac: string): string {
+  if (!mac.startsWith('copy-from:')) return mac;
+  const source = mac.slice('copy-from:'.length);
+  const link = model.byName(source);
+  if (!link) throw new ApplyError('plan.links', `cannot copy the MAC of ${source}: no such link`);
+  return link.mac;
+}
+
+function reconcileStep(model: Model, step: LinkStep, seed: string, options: ReconcileOptions, actions: KernelAction[]): void {
+  if (step.op === 'delete') {
+    if (model.byName(step.name)) {
+      actions.push({ do: 'delete-link', link: step.name });
+      model.remove(step.name);
+    }
+    return;
+  }
+  if (step.kind === 'pod-nic') {
+    const link =
+      (step.index !== undefined ? model.byIndex(step.index) : undefined) ??
+      model.byName(step.renameTo ?? step.name) ??
+      model.byName(step.name);
+    if (!link) throw new ApplyError('pod.interfaces', `pod interface ${step.name} not found`);
+    convergeLink(model, link, step, actions);
+    return;
+  }
+  let link = model.byName(step.name);
+  const wantedKind = step.kind === 'tap' ? 'tun' : step.kind;
+  if (link && step.kind === 'tap' && link.tun && link.tun.owner !== null && step.owner && link.tun.owner !== step.owner.uid) {
+    // A tap with the wrong owner cannot be re-owned once persistent and in use: replace it.
+    actions.push({ do: 'delete-link', link: link.name });
+    model.remove(link.name);
+    link = undefined;
+  }
+  if (link && step.kind !== 'dummy' && link.kind !== wantedKind) {
+    throw new ApplyError('pod.interfaces', `link ${step.name} exists as a ${link.kind}, expected a ${wantedKind}`);
+  }
+  if (!link) {
+    if (step.kind === 'bridge') {
+      const mac = step.mac ?? pinnedBridgeMac(step.name, seed);
+      actions.push({ do: 'create-bridge', link: step.name, mac });
+      link = model.add({ name: step.name, kind: 'bridge', mac, mtu: 1500, up: false });
+    } else if (step.kind === 'tap') {
+      const owner = step.owner ?? { uid: 0, gid: 0 };
+      actions.push({ do: 'create-tap', link: step.name, queues: step.queues ?? 0, owner });
+      link = model.add({ name: step.name, kind: 'tun', mac: '', mtu: 1500, up: false });
+    } else {
+      const keeperKind = options.dummySupported ? 'dummy' : 'bridge';
+      actions.push({ do: 'create-keeper', link: step.name, keeperKind });
+      link = model.add({ name: step.name, kind: keeperKind, mac: '', mtu: 1500, up: false });
+    }
+  }
+  convergeLink(model, link, step, actions);
+}
+
+/** The actions that bring the pod from the snapshot to the plan, in a safe order: links, sysctls, nftables. */
+export function reconcile(plan: Plan, snapshot: KernelSnapshot, options: ReconcileOptions): KernelAction[] {
+  const model = new Model(snapshot);
+  const actions: KernelAction[] = [];
+  for (const network of plan.networks) {
+    const seed = network.podIdentity?.mac ?? network.name;
+    for (const step of network.links) reconcileStep(model, step, seed, options, actions);
+  }
+  const sysctls = { ...plan.sysctls, ...Object.assign({}, ...plan.networks.map((network) => network.sysctls)) } as Record<string, string>;
+  for (const [name, value] of Object.entries(sysctls)) {
+    if (snapshot.sysctls[name] !== value) actions.push({ do: 'write-sysctl', name, value });
+  }
+  if (plan.nftables !== null && !snapshot.nftUpToDate) actions.push({ do: 'apply-nft', text: plan.nftables });
+  return actions;
+}
+
+/** Every sysctl name the plan sets (the snapshot must hold their current values). */
+export function plannedSysctlNames(plan: Plan): string[] {
+  return [...Object.keys(plan.sysctls), ...plan.networks.flatMap((network) => Object.keys(network.sysctls))];
+}

@@ -1,0 +1,155 @@
+// setup and teardown as functions: discover → plan → record → reconcile → execute, and state-driven restore.
+import type { DiscoverOptions } from './discover.js';
+import { discoverPodState } from './discover.js';
+import type { KernelDriver } from './drivers/kernel.js';
+import { createCountingDriver } from './drivers/counting.js';
+import { PlanError } from './errors.js';
+import { executeActions } from './execute.js';
+import type { KernelAction } from './kernel-actions.js';
+import { computePlan, type PlanInput } from './plan.js';
+import type { Plan, PodIdentity } from './plan-types.js';
+import { plannedSysctlNames, reconcile } from './reconcile.js';
+import { natTablesListing, nftFamiliesOf, takeSnapshot } from './snapshot.js';
+import type { AgentState, NetworkState } from './state-dir.js';
+import { StateDir } from './state-dir.js';
+import { teardownActions } from './teardown-plan.js';
+import { parseVmiObject } from './vmi-shape.js';
+
+export interface SetupRequest extends Omit<PlanInput, 'pod' | 'priorIdentities' | 'domainXml'> {
+  readonly stateRoot: string;
+  readonly discover: DiscoverOptions;
+  readonly dryRun: boolean;
+  /** Called after every kernel write (count starts at 1); the crash test hook lives here. */
+  readonly onWrite?: (count: number) => void;
+}
+
+export interface SetupResult {
+  readonly plan: Plan;
+  readonly actions: readonly KernelAction[];
+  readonly writes: number;
+}
+
+/** The state dir key of a VMI: its uid, else namespace_name. */
+export function vmiKey(vmi: unknown): string {
+  const parsed = parseVmiObject(vmi);
+  const meta = parsed.metadata;
+  if (meta.uid) return meta.uid;
+  return `${meta.namespace ?? 'default'}_${meta.name ?? 'vmi'}`;
+}
+
+function priorIdentities(state: AgentState | null): Record<string, PodIdentity> {
+  const identities: Record<string, PodIdentity> = {};
+  for (const [name, network] of Object.entries(state?.networks ?? {})) {
+    if (network.podIdentity) identities[name] = network.podIdentity;
+  }
+  return identities;
+}
+
+/** What teardown will need, recorded before the first kernel write (so a crash at any point can be undone). */
+function stateBeforeApply(
+  plan: Plan,
+  prior: AgentState | null,
+  podLinks: readonly { name: string; index: number }[],
+  sysctlsNow: Readonly<Record<string, string | null>>,
+  nftTablesNow: readonly ('ip' | 'ip6')[],
+): AgentState {
+  const networks: Record<string, NetworkState> = { ...(prior?.networks ?? {}) };
+  for (const network of plan.networks) {
+    if (network.links.length === 0 || network.state === 'absent') continue;
+    const before = prior?.networks[network.name];
+    const nicStep = network.links.find((step) => step.kind === 'pod-nic');
+    const podIndex = before?.podInterfaceIndex ?? nicStep?.index ?? podLinks.find((link) => link.name === network.podInterface)?.index ?? null;
+    networks[network.name] = {
+      binding: network.binding,
+      podInterface: network.podInterface,
+      podInterfaceIndex: podIndex,
+      podIdentity: before?.podIdentity ?? network.podIdentity,
+      renamedTo: nicStep ? (nicStep.renameTo ?? nicStep.name) : null,
+      created: network.links.filter((step) => step.op === 'create').map((step) => step.name),
+    };
+  }
+  const sysctlsBefore: Record<string, string | null> = { ...(prior?.sysctlsBefore ?? {}) };
+  for (const name of plannedSysctlNames(plan)) {
+    if (!(name in sysctlsBefore)) sysctlsBefore[name] = sysctlsNow[name] ?? null;
+  }
+  const families = nftFamiliesOf(plan.nftables);
+  const nft =
+    plan.nftables === null
+      ? (prior?.nft ?? null)
+      : {
+          text: prior?.nft?.text === plan.nftables ? prior.nft.text : plan.nftables,
+          listing: prior?.nft?.text === plan.nftables ? prior.nft.listing : '',
+          families,
+          tablesBefore: prior?.nft?.tablesBefore ?? families.filter((family) => nftTablesNow.includes(family)),
+        };
+  return { version: 1, vmi: plan.vmi ?? { name: '', namespace: '', uid: '' }, networks, sysctlsBefore, nft };
+}
+
+function existingNatTables(listing: string): ('ip' | 'ip6')[] {
+  return (['ip', 'ip6'] as const).filter((family) => new RegExp(`^table ${family} nat `, 'm').test(listing));
+}
+
+export async function runSetup(driver: KernelDriver, request: SetupRequest): Promise<SetupResult> {
+  const stateDir = new StateDir(request.stateRoot, vmiKey(request.vmi));
+  stateDir.lock();
+  try {
+    const prior = stateDir.read();
+    const pod = await discoverPodState(driver, request.discover);
+    const plan = computePlan({ ...request, pod, priorIdentities: priorIdentities(prior) });
+    if (plan.errors.length > 0) return { plan, actions: [], writes: 0 };
+    const snapshot = await takeSnapshot(driver, plannedSysctlNames(plan), plan.nftables, prior);
+    const actions = reconcile(plan, snapshot, { dummySupported: await driver.supportsLinkKind('dummy') });
+    if (request.dryRun) return { plan, actions, writes: 0 };
+
+    const fullListing = plan.nftables !== null && !prior?.nft ? await driver.nftList() : '';
+    const state = stateBeforeApply(plan, prior, snapshot.links, snapshot.sysctls, existingNatTables(fullListing));
+    if (JSON.stringify(state) !== JSON.stringify(prior)) stateDir.write(state);
+
+    let writes = 0;
+    const counting = createCountingDriver(driver, (count) => {
+      writes = count;
+      request.onWrite?.(count);
+    });
+    await executeActions(counting, actions);
+    if (state.nft && actions.some((action) => action.do === 'apply-nft')) {
+      const listing = natTablesListing(await driver.nftList(), state.nft.families);
+      stateDir.write({ ...state, nft: { ...state.nft, listing } });
+    }
+    return { plan, actions, writes };
+  } finally {
+    stateDir.unlock();
+  }
+}
+
+export interface TeardownResult {
+  readonly actions: readonly KernelAction[];
+  readonly writes: number;
+  /** false when there was nothing to undo (no state): a second teardown is a successful no-op. */
+  readonly hadState: boolean;
+}
+
+export async function runTeardown(
+  driver: KernelDriver,
+  request: { readonly vmi: unknown; readonly stateRoot: string; readonly dryRun: boolean; readonly onWrite?: (count: number) => void },
+): Promise<TeardownResult> {
+  const stateDir = new StateDir(request.stateRoot, vmiKey(request.vmi));
+  stateDir.lock();
+  try {
+    const state = stateDir.read();
+    if (!state) return { actions: [], writes: 0, hadState: false };
+    const snapshot = await takeSnapshot(driver, Object.keys(state.sysctlsBefore), null, state);
+    const actions = teardownActions(state, snapshot);
+    if (request.dryRun) return { actions, writes: 0, hadState: true };
+    let writes = 0;
+    const counting = createCountingDriver(driver, (count) => {
+      writes = count;
+      request.onWrite?.(count);
+    });
+    await executeActions(counting, actions);
+    stateDir.remove();
+    return { actions, writes, hadState: true };
+  } finally {
+    stateDir.unlock();
+  }
+}
+

@@ -1,0 +1,109 @@
+// The per-VMI state dir: what setup found and made (written atomically), and a lock serialising invocations.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import koffi from 'koffi';
+import { AgentError } from './errors.js';
+import type { PodIdentity } from './plan-types.js';
+
+export const DEFAULT_STATE_ROOT = '/var/run/kubevirt-private/virt-net-agent';
+
+export interface NetworkState {
+  readonly binding: string;
+  readonly podInterface: string | null;
+  /** The pod NIC's ifindex (survives renames; tells the NIC from a keeper of the same name). */
+  readonly podInterfaceIndex: number | null;
+  /** The pod NIC as CNI left it (restored by teardown). */
+  readonly podIdentity: PodIdentity | null;
+  /** The pod NIC's name after plumbing, when setup renames it. */
+  readonly renamedTo: string | null;
+  /** Links setup creates for this network (deleted by teardown), in creation order. */
+  readonly created: readonly string[];
+}
+
+export interface AgentState {
+  readonly version: 1;
+  readonly vmi: { readonly name: string; readonly namespace: string; readonly uid: string };
+  readonly networks: Readonly<Record<string, NetworkState>>;
+  /** Values before setup first wrote them (null: did not exist). */
+  readonly sysctlsBefore: Readonly<Record<string, string | null>>;
+  /** The nftables ruleset applied, its stateless listing right after, and which nat tables existed before. */
+  readonly nft: {
+    readonly text: string;
+    readonly listing: string;
+    readonly families: readonly ('ip' | 'ip6')[];
+    readonly tablesBefore: readonly ('ip' | 'ip6')[];
+  } | null;
+}
+
+const LOCK_EX = 2;
+let flockFn: ((fd: number, operation: number) => number) | null = null;
+function flock(fd: number, operation: number): number {
+  if (!flockFn) {
+    const libc = koffi.load('libc.so.6');
+    flockFn = libc.func('int flock(int fd, int operation)') as (fd: number, operation: number) => number;
+  }
+  return flockFn(fd, operation);
+}
+
+export class StateDir {
+  readonly dir: string;
+  private lockFd: number | null = null;
+
+  constructor(root: string, vmiKey: string) {
+    this.dir = join(root, vmiKey.replace(/[^A-Za-z0-9._-]/g, '_'));
+  }
+
+  get statePath(): string {
+    return join(this.dir, 'state.json');
+  }
+
+  /** Blocks until no other invocation for this VMI holds the lock (released on exit, even a crash). */
+  lock(): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const fd = openSync(join(this.dir, 'lock'), 'a');
+    if (flock(fd, LOCK_EX) !== 0) {
+      closeSync(fd);
+      throw new AgentError('--state-dir', `cannot lock ${this.dir}`);
+    }
+    this.lockFd = fd;
+  }
+
+  unlock(): void {
+    if (this.lockFd !== null) closeSync(this.lockFd);
+    this.lockFd = null;
+  }
+
+  read(): AgentState | null {
+    let text: string;
+    try {
+      text = readFileSync(this.statePath, 'utf8');
+    } catch {
+      return null;
+    }
+    try {
+      const state = JSON.parse(text) as AgentState;
+      if (state.version !== 1) throw new Error(`unknown version ${String(state.version)}`);
+      return state;
+    } catch (error) {
+      throw new AgentError('--state-dir', `corrupt state file ${this.statePath}: ${(error as Error).message}`);
+    }
+  }
+
+  /** write + fsync + rename: a crash leaves the old or the new state, never half of one. */
+  write(state: AgentState): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const temporary = `${this.statePath}.${process.pid}.tmp`;
+    const fd = openSync(temporary, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(state, null, 2) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, this.statePath);
+  }
+
+  remove(): void {
+    rmSync(this.statePath, { force: true });
+  }
+}
