@@ -113,7 +113,8 @@ export function isGlobalUnicast(ip: string): boolean {
     const first = Number(value >> 24n);
     const second = Number((value >> 16n) & 0xffn);
     if (value === 0n || value === 0xffffffffn) return false;
-    if (first === 127 || first >= 224) return false;
+    // Go: multicast is 224.0.0.0/4 only; class E (240/4, except the broadcast address) counts as global unicast.
+    if (first === 127 || (first >= 224 && first < 240)) return false;
     if (first === 169 && second === 254) return false;
     return true;
   }

@@ -7,7 +7,7 @@ import { renderMasqueradeNft } from '../bindings/masquerade-nft.js';
 import { passtBinding } from '../bindings/passt.js';
 import { pluginBinding } from '../bindings/plugin.js';
 import { sriovBinding } from '../bindings/sriov.js';
-import { listDomainInterfaces } from '../domain/domain-xml.js';
+import { listDomainHostdevs, listDomainInterfaces } from '../domain/domain-xml.js';
 import { setLinkState } from '../domain/link-state.js';
 import { renderHostdev, renderInterface, renderMemoryBacking } from '../domain/interface-xml.js';
 import { applyInterfaceDefaults } from './defaults.js';
@@ -75,13 +75,24 @@ interface RunningDeviceChange {
   readonly runningXml: string;
 }
 
-/** Hot-unplug removes what the bridge binding created (bridge, tap, keeper); the renamed NIC is the CNI's. */
+/**
+ * Hot-unplug removes what the bridge binding created, in KubeVirt's desired-spec order (bridge, tap, keeper);
+ * the renamed NIC has no type there, so it is the CNI's to remove.
+ */
 function unplugLinks(podInterfaceName: string, isPrimary: boolean): LinkStep[] {
   return [
-    { op: 'delete', kind: 'tap', name: tapName(podInterfaceName, isPrimary) },
     { op: 'delete', kind: 'bridge', name: bridgeName(podInterfaceName) },
+    { op: 'delete', kind: 'tap', name: tapName(podInterfaceName, isPrimary) },
     { op: 'delete', kind: 'dummy', name: podInterfaceName },
   ];
+}
+
+/**
+ * The domain `<memoryBacking>` vhost-user (passt) needs: shared access, with a memfd source where the architecture
+ * supports memfd (amd64, arm64; not s390x), as KubeVirt's MemoryBackingConfigurator.
+ */
+function memoryBackingXml(arch: Arch): string {
+  return renderMemoryBacking({ memfd: arch !== 's390x' });
 }
 
 export function computePlan(input: PlanInput): Plan {
@@ -104,6 +115,7 @@ export function computePlan(input: PlanInput): Plan {
     warnings,
   };
   const domainDevices = input.domainXml ? listDomainInterfaces(input.domainXml) : null;
+  const domainHostdevs = input.domainXml ? listDomainHostdevs(input.domainXml) : null;
   const assignments = assignPodInterfaces(vmi, input.pod);
   const interfaces = vmi.spec.domain?.devices?.interfaces ?? [];
   const networks = vmi.spec.networks ?? [];
@@ -118,8 +130,13 @@ export function computePlan(input: PlanInput): Plan {
     if (!network || !assignment) return; // resourceClaim (DRA) networks are not ours to plumb.
     const statusEntry = vmi.status?.interfaces?.find((entry) => entry.name === iface.name);
     const alias = `ua-${iface.name}`;
-    const domainEntry = domainDevices?.find((device) => device.alias === alias || device.alias === `ua-sriov-${iface.name}`);
-    const inDomain = domainDevices ? domainEntry !== undefined : (statusEntry?.infoSource ?? '').includes('domain');
+    const domainEntry = domainDevices?.find((device) => device.alias === alias);
+    // SR-IOV is a <hostdev> with alias ua-sriov-<name>, never an <interface>.
+    const inDomain = domainDevices
+      ? iface.sriov
+        ? (domainHostdevs ?? []).some((hostdev) => hostdev.alias === `ua-sriov-${iface.name}`)
+        : domainEntry !== undefined
+      : (statusEntry?.infoSource ?? '').includes('domain');
     const absent = iface.state === 'absent';
 
     if (input.phase === 'hotunplug') {
@@ -161,6 +178,11 @@ export function computePlan(input: PlanInput): Plan {
     const podInterface = input.pod.interfaces.find((link) => link.name === assignment.name);
     const renamedNic = input.pod.interfaces.find((link) => link.name === renamedPodNicName(assignment.name));
     const podIdentity = input.priorIdentities?.[iface.name] ?? (podInterface ? identityFromLink(podInterface, input.pod) : undefined);
+    if (input.phase === 'hotplug' && !iface.sriov && !podInterface && !renamedNic && !podIdentity) {
+      // KubeVirt plugs a network only once Multus reported its pod interface (status infoSource multus-status).
+      warnings.push(`interface "${iface.name}": pod interface ${assignment.name} does not exist yet (not plugged by Multus); not hotplugged`);
+      return;
+    }
     const bindingInput: BindingInput = {
       network,
       iface,
@@ -229,7 +251,7 @@ export function computePlan(input: PlanInput): Plan {
     domain: {
       interfaces: interfacesXml,
       hostdevs: hostdevsXml,
-      memoryBacking: planned.some((entry) => entry.slice.needsSharedMemory) ? renderMemoryBacking() : null,
+      memoryBacking: planned.some((entry) => entry.slice.needsSharedMemory) ? memoryBackingXml(input.arch) : null,
       operations,
     },
     warnings,

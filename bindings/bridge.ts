@@ -12,6 +12,7 @@ import {
   linkStateOf,
   orderedPodIps,
   resolveGuestMac,
+  statusIps,
   tapDomainInterface,
   tapOwner,
 } from './common.js';
@@ -31,7 +32,7 @@ export function requireIdentity(input: BindingInput): PodIdentity {
   if (input.podIdentity) return input.podIdentity;
   throw new PlanError(
     'pod.interfaces',
-    `pod interface "${input.podInterfaceName}" for network "${input.network.name}" (spec.networks[${input.networkIndex}]) not found in the pod`,
+    `pod link (${input.podInterfaceName}) is missing: it should carry network "${input.network.name}" (spec.networks[${input.networkIndex}])`,
   );
 }
 
@@ -112,8 +113,9 @@ export const bridgeBinding: Binding = {
           })
         : null;
 
-    // The pod cache keeps the first global IPv4 only (bridge binding drops IPv6).
-    const statusIps = podIpv4 && input.isPrimary ? orderedPodIps([podIpv4], [], ctx) : [];
+    // The pod cache (status IPs) keeps the first global IPv4 and IPv6 of every bridged interface, primary or not;
+    // only the DHCP cache drops IPv6 (netpod discover.go storePodInterfaceData).
+    const podIps = orderedPodIps(identity.ipv4, identity.ipv6, ctx);
     return {
       binding: 'bridge',
       podInterface: podIface,
@@ -137,7 +139,7 @@ export const bridgeBinding: Binding = {
         infoSource: input.isPrimary ? 'domain' : 'domain, multus-status',
         queueCount: Math.max(input.queues, 1),
         linkState: linkStateOf(input.iface),
-        ...(statusIps[0] ? { ipAddress: statusIps[0], ipAddresses: statusIps } : {}),
+        ...statusIps(podIps),
       },
     };
   },

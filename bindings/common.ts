@@ -70,8 +70,9 @@ export function hasLaunchSecurity(vmi: Vmi): boolean {
 export function queueCount(vmi: Vmi, iface: VmiInterface, statusQueues: number | undefined, inDomain: boolean): number {
   if (!vmi.spec.domain?.devices?.networkInterfaceMultiqueue || !isVirtio(iface)) return 0;
   if (inDomain && statusQueues !== undefined && statusQueues > 0) return statusQueues;
+  // KubeVirt's GetCPUTopology: an unset or zero count is 1.
   const cpu = vmi.spec.domain?.cpu ?? {};
-  const vcpus = (cpu.sockets ?? 1) * (cpu.cores ?? 1) * (cpu.threads ?? 1);
+  const vcpus = (cpu.sockets || 1) * (cpu.cores || 1) * (cpu.threads || 1);
   return Math.min(vcpus, 256);
 }
 
@@ -123,12 +124,21 @@ export function tapDomainInterface(
   };
 }
 
-/** Pod IPs of an interface (global unicast), ordered like virt-handler: the family of MY_POD_IP first. */
+/**
+ * The pod cache's IPs of an interface (netpod storePodInterfaceData): the first global-unicast IPv4 and the first
+ * global-unicast IPv6, ordered like virt-handler orders them: the family of MY_POD_IP first (IPv4 when unset).
+ */
 export function orderedPodIps(ipv4: readonly string[], ipv6: readonly string[], ctx: PlanContext): string[] {
-  const v4 = ipv4.map(stripPrefix).filter(isGlobalUnicast);
-  const v6 = ipv6.map(stripPrefix).filter(isGlobalUnicast);
+  const v4 = ipv4.map(stripPrefix).filter((ip) => ipFamily(ip) === 4 && isGlobalUnicast(ip)).slice(0, 1);
+  const v6 = ipv6.map(stripPrefix).filter((ip) => ipFamily(ip) === 6 && isGlobalUnicast(ip)).slice(0, 1);
   const ipv6First = ctx.myPodIp !== undefined && ipFamily(ctx.myPodIp) === 6;
   return ipv6First ? [...v6, ...v4] : [...v4, ...v6];
+}
+
+/** `ipAddress`/`ipAddresses` of a status entry from the pod cache IPs (nothing when the cache has none). */
+export function statusIps(ips: readonly string[]): { ipAddress?: string; ipAddresses?: string[] } {
+  const first = ips[0];
+  return first === undefined ? {} : { ipAddress: first, ipAddresses: [...ips] };
 }
 
 export function linkStateOf(iface: VmiInterface): 'up' | 'down' {

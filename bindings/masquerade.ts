@@ -12,6 +12,7 @@ import {
   linkStateOf,
   orderedPodIps,
   resolveGuestMac,
+  statusIps,
   tapDomainInterface,
   tapOwner,
 } from './common.js';
@@ -29,15 +30,19 @@ interface VmSubnet {
 function vmSubnet(text: string, family: Family, field: string): VmSubnet {
   const cidr = parseCidr(text);
   if (!cidr || cidr.family !== family) {
-    throw new PlanError(field, `invalid ${family === 4 ? 'IPv4' : 'IPv6'} CIDR "${text}"`);
+    throw new PlanError(field, `failed to parse VM CIDR: ${text}: not an ${family === 4 ? 'IPv4' : 'IPv6'} CIDR`);
   }
   if (addressCount(cidr) < 4n) {
-    throw new PlanError(field, 'VM CIDR subnet is too small, at least 2 host addresses are required');
+    throw new PlanError(field, `VM CIDR subnet is too small, at least 2 host addresses are required: ${text}`);
   }
   return { gateway: nthHost(cidr, 1), guest: nthHost(cidr, 2) };
 }
 
 const ISTIO_INJECT_ANNOTATION = 'sidecar.istio.io/inject';
+
+function portRangesEnabled(ctx: BindingInput['ctx']): boolean {
+  return ctx.config.developerConfiguration?.featureGates?.includes('PortRangesSpec') ?? false;
+}
 
 function nftInput(input: BindingInput, identity: PodIdentity, v4: VmSubnet | null, v6: VmSubnet | null): MasqueradeNftInput {
   const { iface, ctx } = input;
@@ -49,7 +54,8 @@ function nftInput(input: BindingInput, identity: PodIdentity, v4: VmSubnet | nul
     ipv4: v4 ? { guest: cidrAddress(v4.guest), gateway: cidrAddress(v4.gateway), podIp: podIpv4 ? stripPrefix(podIpv4) : null } : null,
     ipv6: v6 ? { guest: cidrAddress(v6.guest), gateway: cidrAddress(v6.gateway) } : null,
     ports: (iface.ports ?? []).map((port) => ({ protocol: protocolOf(port.protocol), port: port.port ?? 0 })),
-    portRanges: (iface.portRanges ?? []).map((range) => ({
+    // KubeVirt ignores portRanges unless the PortRangesSpec gate is on (admission rejects them anyway).
+    portRanges: (portRangesEnabled(ctx) ? (iface.portRanges ?? []) : []).map((range) => ({
       protocol: protocolOf(range.protocol),
       start: range.start ?? 0,
       end: range.end ?? 0,
@@ -108,7 +114,7 @@ export const masqueradeBinding: Binding = {
     const podSysctls: Record<string, string> = {};
     if (v4) podSysctls['net.ipv4.ip_forward'] = '1';
     if (v6) podSysctls['net.ipv6.conf.all.forwarding'] = '1';
-    const statusIps = input.isPrimary ? orderedPodIps(identity.ipv4, identity.ipv6, ctx) : [];
+    const podIps = orderedPodIps(identity.ipv4, identity.ipv6, ctx);
     return {
       binding: 'masquerade',
       podInterface: podIface,
@@ -152,7 +158,7 @@ export const masqueradeBinding: Binding = {
         infoSource: 'domain',
         queueCount: Math.max(input.queues, 1),
         linkState: linkStateOf(iface),
-        ...(statusIps[0] ? { ipAddress: statusIps[0], ipAddresses: statusIps } : {}),
+        ...statusIps(podIps),
       },
     };
   },

@@ -3,7 +3,7 @@ import { PlanError } from '../agent/errors.js';
 import type { PortForward } from '../domain/interface-spec.js';
 import type { VmiInterface } from '../agent/vmi-types.js';
 import type { Binding, BindingInput, BindingSlice } from './binding.js';
-import { domainModel, isVirtio, normalizeMac, orderedPodIps, parseGuestPci } from './common.js';
+import { domainModel, hasLaunchSecurity, isVirtio, normalizeMac, orderedPodIps, parseGuestPci, statusIps } from './common.js';
 
 export const PASST_LOG_FILE = '/var/run/kubevirt/passt.log';
 /** Envoy's reserved ports, never forwarded to the guest when Istio is injected. */
@@ -42,7 +42,13 @@ export const passtBinding: Binding = {
     const specMac = iface.macAddress ? normalizeMac(iface.macAddress) : null;
     const istio = ctx.vmi.metadata.annotations?.['sidecar.istio.io/inject']?.toLowerCase() === 'true';
     const pci = parseGuestPci(iface.pciAddress);
-    const statusIps = identity ? orderedPodIps(identity.ipv4, identity.ipv6, ctx) : [];
+    const podIps = identity ? orderedPodIps(identity.ipv4, identity.ipv6, ctx) : [];
+    // newVirtioDriver: vhost with the queue count, plus iommu='on' under SEV/SNP/TDX or s390x PV (as for taps).
+    const launchSecurity = hasLaunchSecurity(ctx.vmi);
+    const driver =
+      isVirtio(iface) && (input.queues > 0 || launchSecurity)
+        ? { name: 'vhost' as const, ...(input.queues > 0 ? { queues: input.queues } : {}), ...(launchSecurity ? { iommu: 'on' as const } : {}) }
+        : undefined;
     return {
       binding: 'passtBinding',
       podInterface: input.podInterfaceName,
@@ -63,19 +69,20 @@ export const passtBinding: Binding = {
         sourceDev,
         model: domainModel(iface, ctx.vmi, ctx.arch),
         ...(specMac ? { mac: specMac } : {}),
-        ...(isVirtio(iface) && input.queues > 0 ? { driver: { name: 'vhost' as const, queues: input.queues } } : {}),
+        ...(driver ? { driver } : {}),
         ...(iface.acpiIndex !== undefined && iface.acpiIndex > 0 ? { acpiIndex: iface.acpiIndex } : {}),
         backend: { type: 'passt', logFile: PASST_LOG_FILE },
         portForwards: passtPortForwards(iface, istio),
       },
       hostdev: null,
-      needsSharedMemory: ctx.arch !== 's390x',
+      // Shared memory on every arch; the planner leaves out the memfd source where it is unsupported (s390x).
+      needsSharedMemory: true,
       status: {
         name: input.network.name,
         ...(specMac ? { mac: specMac } : {}),
         podInterfaceName: input.podInterfaceName,
         infoSource: 'domain',
-        ...(statusIps[0] ? { ipAddress: statusIps[0], ipAddresses: statusIps } : {}),
+        ...statusIps(podIps),
       },
     };
   },

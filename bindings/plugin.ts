@@ -4,7 +4,7 @@ import { PlanError } from '../agent/errors.js';
 import { bridgeName, tapName } from '../agent/names.js';
 import type { Binding, BindingInput, BindingSlice } from './binding.js';
 import { bridgeLinks, requireIdentity } from './bridge.js';
-import { linkStateOf, resolveGuestMac, tapDomainInterface } from './common.js';
+import { firstGlobalIpv4, linkStateOf, normalizeMac, orderedPodIps, resolveGuestMac, statusIps, tapDomainInterface } from './common.js';
 
 function pluginOf(input: BindingInput): { name: string; domainAttachmentType: string | null } {
   const name = input.iface.binding?.name ?? '';
@@ -29,11 +29,14 @@ export const pluginBinding: Binding = {
       hostdev: null,
       needsSharedMemory: false,
     };
+    // discover.go stores the pod cache (status IPs) of a plugin network only when its pod interface exists.
+    const podLink = input.podIdentity ?? input.podInterface;
     const status = {
       name: input.network.name,
       podInterfaceName: podIface,
       infoSource: input.isPrimary ? 'domain' : 'domain, multus-status',
       linkState: linkStateOf(input.iface),
+      ...statusIps(podLink ? orderedPodIps(podLink.ipv4, podLink.ipv6, input.ctx) : []),
     };
 
     if (plugin.domainAttachmentType === 'managedTap') {
@@ -47,6 +50,8 @@ export const pluginBinding: Binding = {
         guestMac,
         podIdentity: identity,
         links: bridgeLinks(input, identity, []),
+        // The identity keeper (dummy) holds the pod IPv4, so KubeVirt sets arp_ignore as for bridge.
+        podSysctls: firstGlobalIpv4(identity.ipv4) ? { 'net.ipv4.conf.all.arp_ignore': '1' } : {},
         domainInterface: tapDomainInterface(input, tap, guestMac, identity.mtu),
         status: { ...status, ...(guestMac ? { mac: guestMac } : {}), queueCount: Math.max(input.queues, 1) },
       };
@@ -60,10 +65,14 @@ export const pluginBinding: Binding = {
       if (!target) {
         throw new PlanError(
           'pod.interfaces',
-          `pod interface "${podIface}" for network "${input.network.name}" (spec.networks[${input.networkIndex}]) not found in the pod`,
+          `pod link (${podIface}) is missing: it should carry network "${input.network.name}" (spec.networks[${input.networkIndex}])`,
         );
       }
-      const guestMac = resolveGuestMac(input, input.podInterface?.mac ?? target.mac);
+      // MacvtapLibvirtSpecGenerator: spec MAC, else the pod interface's MAC. The CNI set that MAC on the device
+      // (from the Multus request), so neither the status MAC nor a derived "stable" MAC may replace it.
+      const specMac = input.iface.macAddress ? normalizeMac(input.iface.macAddress) : null;
+      const linkMac = input.podInterface?.mac ?? target.mac;
+      const guestMac = specMac ?? normalizeMac(linkMac) ?? linkMac;
       return {
         ...base,
         bridge: null,

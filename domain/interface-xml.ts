@@ -82,11 +82,11 @@ export function renderHostdev(spec: HostdevSpec): string {
   return serialize(doc);
 }
 
-/** The domain-level shared memfd backing vhost-user (passt) needs. */
-export function renderMemoryBacking(): string {
+/** The domain-level shared memory vhost-user (passt) needs; memfd-backed where the architecture has it. */
+export function renderMemoryBacking(options: { readonly memfd: boolean } = { memfd: true }): string {
   const doc = create();
   const mb = doc.ele('memoryBacking');
-  mb.ele('source', { type: 'memfd' });
+  if (options.memfd) mb.ele('source', { type: 'memfd' });
   mb.ele('access', { mode: 'shared' });
   return serialize(doc);
 }
