@@ -1,0 +1,55 @@
+// Typed libc calls through koffi (setns, open, close, ioctl): synchronous, on the calling (main) thread, errno captured.
+import koffi from 'koffi';
+
+export const CLONE_NEWNET = 0x40000000;
+export const O_RDONLY = 0;
+export const O_RDWR = 2;
+export const O_CLOEXEC = 0o2000000;
+
+/** Result of a libc call: the return value, and errno when it is negative. */
+export interface SysResult {
+  readonly ret: number;
+  readonly errno: number;
+}
+
+interface Libc {
+  setns(fd: number, nstype: number): SysResult;
+  open(path: string, flags: number): SysResult;
+  close(fd: number): SysResult;
+  /** ioctl with a pointer argument; the kernel may write into buf (e.g. TUNSETIFF returns the name). */
+  ioctlBuffer(fd: number, request: number, buf: Buffer): SysResult;
+  /** ioctl with an integer argument (TUNSETOWNER, TUNSETPERSIST, …). */
+  ioctlInt(fd: number, request: number, value: number): SysResult;
+}
+
+let cached: Libc | undefined;
+
+type RawFn = (...args: unknown[]) => unknown;
+
+function wrap(fn: RawFn): (...args: unknown[]) => SysResult {
+  return (...args) => {
+    const ret = Number(fn(...args));
+    return { ret, errno: ret < 0 ? koffi.errno() : 0 };
+  };
+}
+
+/** Loads libc lazily: importing this module costs nothing until a call is made. */
+export function libc(): Libc {
+  if (cached !== undefined) return cached;
+  const lib = koffi.load('libc.so.6');
+  const setns = wrap(lib.func('int setns(int fd, int nstype)') as RawFn);
+  const open = wrap(lib.func('int open(const char *path, int flags)') as RawFn);
+  const close = wrap(lib.func('int close(int fd)') as RawFn);
+  // ioctl is variadic in C. Declared here with fixed third arguments: on Linux x86-64 and aarch64 an integer or pointer
+  // variadic argument travels in the same register as a fixed one, and glibc's ioctl only forwards it to the syscall.
+  const ioctlBuffer = wrap(lib.func('ioctl', 'int', ['int', 'unsigned long', koffi.inout('uint8_t *')]) as RawFn);
+  const ioctlInt = wrap(lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as RawFn);
+  cached = {
+    setns: (fd, nstype) => setns(fd, nstype),
+    open: (path, flags) => open(path, flags),
+    close: (fd) => close(fd),
+    ioctlBuffer: (fd, request, buf) => ioctlBuffer(fd, request, buf),
+    ioctlInt: (fd, request, value) => ioctlInt(fd, request, value),
+  };
+  return cached;
+}
