@@ -78,7 +78,7 @@ function stateBeforeApply(
       ? (prior?.nft ?? null)
       : {
           text: prior?.nft?.text === plan.nftables ? prior.nft.text : plan.nftables,
-          listing: prior?.nft?.text === plan.nftables ? prior.nft.listing : '',
+          listing: prior?.nft?.text === plan.nftables ? prior.nft.listing : null,
           families,
           tablesBefore: prior?.nft?.tablesBefore ?? families.filter((family) => nftTablesNow.includes(family)),
         };
@@ -98,11 +98,16 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
     const plan = computePlan({ ...request, pod, priorIdentities: priorIdentities(prior) });
     if (plan.errors.length > 0) return { plan, actions: [], writes: 0 };
     const snapshot = await takeSnapshot(driver, plannedSysctlNames(plan), plan.nftables, prior);
-    const actions = reconcile(plan, snapshot, { dummySupported: await driver.supportsLinkKind('dummy') });
+    const needsKeeper = plan.networks.some((network) => network.links.some((step) => step.kind === 'dummy' && step.op === 'create'));
+    const dummySupported = prior?.dummySupported ?? (needsKeeper ? await driver.supportsLinkKind('dummy') : false);
+    const actions = reconcile(plan, snapshot, { dummySupported });
     if (request.dryRun) return { plan, actions, writes: 0 };
 
     const fullListing = plan.nftables !== null && !prior?.nft ? await driver.nftList() : '';
-    const state = stateBeforeApply(plan, prior, snapshot.links, snapshot.sysctls, existingNatTables(fullListing));
+    const state = {
+      ...stateBeforeApply(plan, prior, snapshot.links, snapshot.sysctls, existingNatTables(fullListing)),
+      ...(needsKeeper || prior?.dummySupported !== undefined ? { dummySupported } : {}),
+    };
     if (JSON.stringify(state) !== JSON.stringify(prior)) stateDir.write(state);
 
     let writes = 0;

@@ -31,11 +31,14 @@ export async function takeSnapshot(
   nftText: string | null,
   state: AgentState | null,
 ): Promise<KernelSnapshot & { nftListing: string }> {
-  const [links, addresses, routes] = await Promise.all([driver.listLinks(), driver.listAddresses(), driver.listRoutes()]);
+  // One netlink socket answers one dump at a time: these must not run concurrently.
+  const links = await driver.listLinks();
+  const addresses = await driver.listAddresses();
+  const routes = await driver.listRoutes();
   const sysctls: Record<string, string | null> = {};
   for (const name of sysctlNames) sysctls[name] = normalizeSysctl(driver.readSysctl(name));
   const families = nftFamiliesOf(nftText ?? state?.nft?.text ?? null);
   const nftListing = families.length > 0 ? natTablesListing(await driver.nftList(), families) : '';
-  const nftUpToDate = nftText !== null && state?.nft?.text === nftText && state.nft.listing === nftListing;
+  const nftUpToDate = nftText !== null && state?.nft?.text === nftText && state.nft.listing !== null && state.nft.listing === nftListing;
   return { links, addresses, routes, sysctls, nftUpToDate, nftListing };
 }

@@ -24,12 +24,15 @@ export interface AgentState {
   readonly version: 1;
   readonly vmi: { readonly name: string; readonly namespace: string; readonly uid: string };
   readonly networks: Readonly<Record<string, NetworkState>>;
+  /** Whether the kernel can create dummy links (probed once; a probe creates and deletes a link). */
+  readonly dummySupported?: boolean;
   /** Values before setup first wrote them (null: did not exist). */
   readonly sysctlsBefore: Readonly<Record<string, string | null>>;
   /** The nftables ruleset applied, its stateless listing right after, and which nat tables existed before. */
   readonly nft: {
     readonly text: string;
-    readonly listing: string;
+    /** null until the ruleset has been applied (a crash in between must not look like "up to date"). */
+    readonly listing: string | null;
     readonly families: readonly ('ip' | 'ip6')[];
     readonly tablesBefore: readonly ('ip' | 'ip6')[];
   } | null;

@@ -1,0 +1,237 @@
+// setup/teardown on real CNI-built pods: converges, re-runs with zero writes, survives a crash after any write,
+// restores the namespace exactly, refuses bad input without changing anything, and carries guest traffic.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeCniPod, type CniPod } from '../helpers/cni.js';
+import { makeNetns, deleteNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
+
+const CLI = join(process.cwd(), 'dist/agent/cli.js');
+
+interface AgentRun {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function agent(args: readonly string[], env: Record<string, string> = {}): Promise<AgentRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+function vmiYaml(binding: 'bridge' | 'masquerade', extra = ''): string {
+  return `apiVersion: kubevirt.io/v1
+kind: VirtualMachineInstance
+metadata:
+  name: testvmi
+  namespace: default
+  uid: ${binding}-${process.pid}-${Math.random().toString(16).slice(2)}
+spec:
+  domain:
+    devices:
+      interfaces:
+      - name: default
+        ${binding}: {}
+${binding === 'masquerade' ? '        ports:\n        - port: 80\n' : ''}${extra}  networks:
+  - name: default
+    pod: {}
+status:
+  migrationTransport: Unix
+`;
+}
+
+/** The namespace as `ip -j` and `nft` print it, minus what the kernel varies on its own. */
+async function dump(pod: Netns, options: { ignoreMacOf?: readonly string[] } = {}): Promise<unknown> {
+  const links = JSON.parse((await pod.execOk(['ip', '-j', 'link', 'show'])).stdout) as Record<string, unknown>[];
+  const addrs = JSON.parse((await pod.execOk(['ip', '-j', 'addr', 'show'])).stdout) as { ifname: string; addr_info: Record<string, unknown>[] }[];
+  const routes = JSON.parse((await pod.execOk(['ip', '-j', 'route', 'show', 'table', 'all'])).stdout) as Record<string, unknown>[];
+  const nft = (await pod.execOk(['nft', 'list', 'ruleset'])).stdout.replace(/counter packets \d+ bytes \d+/g, 'counter');
+  const sysctls = await Promise.all(
+    ['net.ipv4.conf.all.arp_ignore', 'net.ipv4.ip_forward'].map(async (name) => (await pod.execOk(['sysctl', '-n', name])).stdout.trim()),
+  );
+  return {
+    links: links
+      .map((link) => ({
+        name: link['ifname'],
+        mac: options.ignoreMacOf?.includes(String(link['ifname'])) ? '(random)' : link['address'],
+        mtu: link['mtu'],
+        master: link['master'] ?? null,
+        up: (link['flags'] as string[]).includes('UP'),
+      }))
+      .sort((a, b) => String(a.name).localeCompare(String(b.name))),
+    addresses: addrs
+      .flatMap((link) =>
+        link.addr_info
+          .filter((info) => !(info['family'] === 'inet6' && String(info['local']).startsWith('fe80')))
+          .map((info) => `${link.ifname} ${String(info['local'])}/${String(info['prefixlen'])}`),
+      )
+      .sort(),
+    routes: routes
+      .filter((route) => !(String(route['dst']).startsWith('fe80') || String(route['dst']).startsWith('ff00') || route['type'] === 'multicast'))
+      .map((route) => `${String(route['table'] ?? 'main')} ${String(route['type'] ?? '')} ${String(route['dst'])} via ${String(route['gateway'] ?? '-')} dev ${String(route['dev'])}`)
+      .sort(),
+    nft,
+    sysctls,
+  };
+}
+
+describe.skipIf(!netnsAvailable())('setup and teardown on a CNI-built pod', { timeout: 600_000 }, () => {
+  let workDir: string;
+  beforeAll(() => {
+    workDir = mkdtempSync(join(tmpdir(), 'vna-setup-'));
+  });
+  afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+  function files(binding: 'bridge' | 'masquerade', extra = ''): { vmi: string; stateDir: string } {
+    const dir = mkdtempSync(join(workDir, `${binding}-`));
+    const vmi = join(dir, 'vmi.yaml');
+    writeFileSync(vmi, vmiYaml(binding, extra));
+    return { vmi, stateDir: join(dir, 'state') };
+  }
+
+  async function withPod(fn: (pod: CniPod) => Promise<void>): Promise<void> {
+    const pod = await makeCniPod({ podCidr: '10.244.7.0/24', mtu: 1450 });
+    try {
+      await fn(pod);
+    } finally {
+      await pod.cleanup();
+    }
+  }
+
+  for (const binding of ['bridge', 'masquerade'] as const) {
+    it(`${binding}: converges, re-runs with zero writes, tears down to the exact pre-setup namespace`, async () => {
+      await withPod(async (cni) => {
+        const { vmi, stateDir } = files(binding);
+        const common = ['--vmi', vmi, '--netns', cni.pod.path, '--state-dir', stateDir, '--resolv-conf', '/dev/null', '--hostname', 'testvmi'];
+        const before = await dump(cni.pod);
+
+        const first = await agent(['setup', ...common]);
+        expect(first.stderr).toBe('');
+        expect(first.code).toBe(0);
+        const firstSummary = JSON.parse(first.stdout) as { writes: number };
+        expect(firstSummary.writes).toBeGreaterThan(5);
+
+        const links = JSON.parse((await cni.pod.execOk(['ip', '-d', '-j', 'link', 'show'])).stdout) as Record<string, unknown>[];
+        const byName = (name: string) => links.find((link) => link['ifname'] === name);
+        expect(byName('k6t-eth0')).toBeDefined();
+        expect(byName('tap0')?.['master']).toBe('k6t-eth0');
+        if (binding === 'bridge') {
+          expect(byName('eth0-nic')?.['master']).toBe('k6t-eth0');
+          expect(byName('eth0-nic')?.['address']).toBe(byName('k6t-eth0')?.['address']);
+          expect(byName('eth0')?.['address']).toBe(cni.attachments[0]?.mac); // the identity keeper
+        } else {
+          expect(byName('k6t-eth0')?.['address']).toBe('02:00:00:00:00:00');
+          expect((await cni.pod.execOk(['nft', '-s', 'list', 'chain', 'ip', 'nat', 'KUBEVIRT_PREINBOUND'])).stdout).toContain('tcp dport 80 counter dnat to 10.0.2.2');
+        }
+        const converged = await dump(cni.pod);
+
+        const second = await agent(['setup', ...common]);
+        expect(second.code).toBe(0);
+        expect((JSON.parse(second.stdout) as { writes: number; actions: string[] })).toMatchObject({ writes: 0, actions: [] });
+        expect(await dump(cni.pod)).toEqual(converged);
+
+        const down = await agent(['teardown', ...common]);
+        expect(down.stderr).toBe('');
+        expect(down.code).toBe(0);
+        expect(await dump(cni.pod)).toEqual(before);
+
+        const again = await agent(['teardown', ...common]);
+        expect(again.code).toBe(0);
+        expect(JSON.parse(again.stdout)).toMatchObject({ hadState: false, writes: 0 });
+      });
+    });
+
+    it(`${binding}: a crash after any kernel write converges on re-run to the clean run's state`, async () => {
+      await withPod(async (cni) => {
+        const { vmi, stateDir } = files(binding);
+        const common = ['--vmi', vmi, '--netns', cni.pod.path, '--state-dir', stateDir, '--resolv-conf', '/dev/null', '--hostname', 'testvmi'];
+        const before = await dump(cni.pod);
+        const clean = await agent(['setup', ...common]);
+        expect(clean.code).toBe(0);
+        const total = (JSON.parse(clean.stdout) as { writes: number }).writes;
+        const cleanState = await dump(cni.pod, { ignoreMacOf: ['tap0'] });
+        expect((await agent(['teardown', ...common])).code).toBe(0);
+
+        for (let crashAfter = 1; crashAfter < total; crashAfter++) {
+          const crashed = await agent(['setup', ...common], { VIRT_NET_AGENT_CRASH_AFTER_WRITES: String(crashAfter) });
+          expect(crashed.signal, `crash after write ${crashAfter}`).toBe('SIGKILL');
+          const rerun = await agent(['setup', ...common]);
+          expect(rerun.stderr, `re-run after crash at write ${crashAfter}`).toBe('');
+          expect(rerun.code).toBe(0);
+          expect(await dump(cni.pod, { ignoreMacOf: ['tap0'] }), `state after crash at write ${crashAfter}`).toEqual(cleanState);
+          const down = await agent(['teardown', ...common]);
+          expect(down.code).toBe(0);
+          expect(await dump(cni.pod), `teardown after crash at write ${crashAfter}`).toEqual(before);
+        }
+      });
+    });
+  }
+
+  it('bad input changes nothing: missing netns, invalid VMI, missing pod interface', async () => {
+    await withPod(async (cni) => {
+      const before = await dump(cni.pod);
+      const { vmi, stateDir } = files('bridge');
+      const noNetns = await agent(['setup', '--vmi', vmi, '--netns', '/run/netns/does-not-exist', '--state-dir', stateDir]);
+      expect(noNetns.code).toBe(2);
+      expect(noNetns.stderr.trim()).toBe('virt-net-agent: --netns: no such network namespace /run/netns/does-not-exist');
+
+      const invalid = files('masquerade', '        macAddress: "02:00:00:00:00:00"\n');
+      const rejected = await agent(['setup', '--vmi', invalid.vmi, '--netns', cni.pod.path, '--state-dir', invalid.stateDir]);
+      expect(rejected.code).toBe(2);
+      expect(rejected.stderr).toContain('The requested MAC address is reserved for the in-pod bridge. Please choose another one.');
+      expect(rejected.stderr.trim().split('\n')).toHaveLength(1);
+
+      const missingDir = mkdtempSync(join(workDir, 'missing-'));
+      const missingVmi = join(missingDir, 'vmi.yaml');
+      writeFileSync(
+        missingVmi,
+        vmiYaml('masquerade')
+          .replace('  networks:\n', '  networks:\n  - name: blue\n    multus:\n      networkName: blue-net\n')
+          .replace('      interfaces:\n', '      interfaces:\n      - name: blue\n        bridge: {}\n'),
+      );
+      const missing = await agent(['setup', '--vmi', missingVmi, '--netns', cni.pod.path, '--state-dir', join(missingDir, 'state')]);
+      expect(missing.code).toBe(3);
+      expect(missing.stderr.trim()).toMatch(/^virt-net-agent: pod\.interfaces: .*pod16477688c0e/);
+      expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+      expect(await dump(cni.pod)).toEqual(before);
+    });
+  });
+});
+
+describe.skipIf(!netnsAvailable())('data path through a fake guest', { timeout: 300_000 }, () => {
+  it('masquerade: the guest at 10.0.2.2 reaches the node with its traffic NATed to the pod IP', async () => {
+    const cni = await makeCniPod({ podCidr: '10.244.8.0/24' });
+    let guest: Netns | undefined;
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'vna-dp-'));
+      const vmi = join(dir, 'vmi.yaml');
+      writeFileSync(vmi, vmiYaml('masquerade'));
+      const setup = await agent(['setup', '--vmi', vmi, '--netns', cni.pod.path, '--state-dir', join(dir, 'state'), '--resolv-conf', '/dev/null']);
+      expect(setup.code).toBe(0);
+      // The fake guest: a veth enslaved to the bridge in place of the tap, configured as the DHCP lease would.
+      guest = await makeNetns('vna-guest');
+      await cni.pod.execOk(['ip', 'link', 'add', 'vguest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guest.name]);
+      await cni.pod.execOk(['ip', 'link', 'set', 'vguest', 'master', 'k6t-eth0', 'up']);
+      await guest.execOk(['ip', 'addr', 'add', '10.0.2.2/24', 'dev', 'eth0']);
+      await guest.execOk(['ip', 'link', 'set', 'eth0', 'up']);
+      await guest.execOk(['ip', 'route', 'add', 'default', 'via', '10.0.2.1']);
+      const ping = await guest.exec(['busybox', 'ping', '-c', '3', '-W', '5', '10.244.8.1']);
+      expect(ping.stdout).toContain('3 packets received');
+      rmSync(dir, { recursive: true, force: true });
+    } finally {
+      if (guest) await deleteNetns(guest.name);
+      await cni.cleanup();
+    }
+  });
+});
+
