@@ -209,7 +209,35 @@ describe.skipIf(!netnsAvailable())('setup and teardown on a CNI-built pod', { ti
 });
 
 describe.skipIf(!netnsAvailable())('data path through a fake guest', { timeout: 300_000 }, () => {
-  it('masquerade: the guest at 10.0.2.2 reaches the node with its traffic NATed to the pod IP', async () => {
+  it('bridge: the guest with the pod IP and MAC reaches the node through the bridge', async () => {
+    const cni = await makeCniPod({ podCidr: '10.244.9.0/24' });
+    let guest: Netns | undefined;
+    const dir = mkdtempSync(join(tmpdir(), 'vna-dp-'));
+    try {
+      const vmi = join(dir, 'vmi.yaml');
+      writeFileSync(vmi, vmiYaml('bridge'));
+      const setup = await agent(['setup', '--vmi', vmi, '--netns', cni.pod.path, '--state-dir', join(dir, 'state'), '--resolv-conf', '/dev/null']);
+      expect(setup.stderr).toBe('');
+      const pod = cni.attachments[0];
+      expect(pod).toBeDefined();
+      // The fake guest takes the pod's identity (DHCP gives it this lease; statically configured here).
+      guest = await makeNetns('vna-guest');
+      await cni.pod.execOk(['ip', 'link', 'add', 'vguest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guest.name]);
+      await cni.pod.execOk(['ip', 'link', 'set', 'vguest', 'master', 'k6t-eth0', 'up']);
+      await guest.execOk(['ip', 'link', 'set', 'eth0', 'address', pod!.mac]);
+      await guest.execOk(['ip', 'addr', 'add', pod!.addresses[0]!, 'dev', 'eth0']);
+      await guest.execOk(['ip', 'link', 'set', 'eth0', 'up']);
+      await guest.execOk(['ip', 'route', 'add', 'default', 'via', '10.244.9.1']);
+      const ping = await guest.exec(['busybox', 'ping', '-c', '3', '-W', '5', '10.244.9.1']);
+      expect(ping.stdout).toContain('3 packets received');
+    } finally {
+      if (guest) await deleteNetns(guest.name);
+      await cni.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('masquerade: the guest at 10.0.2.2 reaches the node (only possible NATed to the pod IP) and is reached on listed port 80, not on 81', async () => {
     const cni = await makeCniPod({ podCidr: '10.244.8.0/24' });
     let guest: Netns | undefined;
     try {
@@ -227,6 +255,28 @@ describe.skipIf(!netnsAvailable())('data path through a fake guest', { timeout: 
       await guest.execOk(['ip', 'route', 'add', 'default', 'via', '10.0.2.1']);
       const ping = await guest.exec(['busybox', 'ping', '-c', '3', '-W', '5', '10.244.8.1']);
       expect(ping.stdout).toContain('3 packets received');
+
+      // Inbound: the listed port 80 is DNATed to the guest; the unlisted 81 is not (the pod itself refuses it).
+      const server = spawn('ip', ['netns', 'exec', guest.name, process.execPath, '-e',
+        "const net=require('net');for(const p of [80,81])net.createServer(s=>s.end('guest:'+p)).listen(p,()=>console.log('ready '+p));"]);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          let ready = 0;
+          server.stdout.on('data', (chunk: Buffer) => {
+            ready += chunk.toString().split('ready').length - 1;
+            if (ready >= 2) resolve();
+          });
+          server.on('exit', (code) => reject(new Error(`guest server exited ${String(code)}`)));
+        });
+        const podIp = cni.attachments[0]?.addresses[0]?.split('/')[0] ?? '';
+        const connect = (port: number) =>
+          cni.node.exec([process.execPath, '-e',
+            `const s=require('net').connect(${port},'${podIp}');let d='';s.on('data',c=>d+=c);s.on('end',()=>{console.log(d);process.exit(0)});s.on('error',e=>{console.log(e.code);process.exit(0)});setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},20000);`]);
+        expect((await connect(80)).stdout.trim()).toBe('guest:80');
+        expect((await connect(81)).stdout.trim()).toBe('ECONNREFUSED');
+      } finally {
+        server.kill('SIGKILL');
+      }
       rmSync(dir, { recursive: true, force: true });
     } finally {
       if (guest) await deleteNetns(guest.name);
