@@ -240,8 +240,8 @@ describe.skipIf(!netnsAvailable())('data path through a fake guest', { timeout: 
   it('masquerade: the guest at 10.0.2.2 reaches the node (only possible NATed to the pod IP) and is reached on listed port 80, not on 81', async () => {
     const cni = await makeCniPod({ podCidr: '10.244.8.0/24' });
     let guest: Netns | undefined;
+    const dir = mkdtempSync(join(tmpdir(), 'vna-dp-'));
     try {
-      const dir = mkdtempSync(join(tmpdir(), 'vna-dp-'));
       const vmi = join(dir, 'vmi.yaml');
       writeFileSync(vmi, vmiYaml('masquerade'));
       const setup = await agent(['setup', '--vmi', vmi, '--netns', cni.pod.path, '--state-dir', join(dir, 'state'), '--resolv-conf', '/dev/null']);
@@ -277,10 +277,10 @@ describe.skipIf(!netnsAvailable())('data path through a fake guest', { timeout: 
       } finally {
         server.kill('SIGKILL');
       }
-      rmSync(dir, { recursive: true, force: true });
     } finally {
       if (guest) await deleteNetns(guest.name);
       await cni.cleanup();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
