@@ -1,4 +1,4 @@
-// Typed libc calls through koffi (setns, open, close, ioctl): synchronous, on the calling (main) thread, errno captured.
+// Typed libc calls through koffi (setns, open, close, ioctl, setsockopt): synchronous, on the calling (main) thread, errno captured.
 import koffi from 'koffi';
 
 export const CLONE_NEWNET = 0x40000000;
@@ -20,6 +20,8 @@ interface Libc {
   ioctlBuffer(fd: number, request: number, buf: Buffer): SysResult;
   /** ioctl with an integer argument (TUNSETOWNER, TUNSETPERSIST, …). */
   ioctlInt(fd: number, request: number, value: number): SysResult;
+  /** setsockopt with a byte-buffer value (SO_BINDTODEVICE takes the interface name). */
+  setsockoptBuffer(fd: number, level: number, name: number, value: Buffer): SysResult;
 }
 
 let cached: Libc | undefined;
@@ -44,12 +46,14 @@ export function libc(): Libc {
   // variadic argument travels in the same register as a fixed one, and glibc's ioctl only forwards it to the syscall.
   const ioctlBuffer = wrap(lib.func('ioctl', 'int', ['int', 'unsigned long', koffi.inout('uint8_t *')]) as RawFn);
   const ioctlInt = wrap(lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as RawFn);
+  const setsockopt = wrap(lib.func('int setsockopt(int fd, int level, int name, const uint8_t *value, unsigned int len)') as RawFn);
   cached = {
     setns: (fd, nstype) => setns(fd, nstype),
     open: (path, flags) => open(path, flags),
     close: (fd) => close(fd),
     ioctlBuffer: (fd, request, buf) => ioctlBuffer(fd, request, buf),
     ioctlInt: (fd, request, value) => ioctlInt(fd, request, value),
+    setsockoptBuffer: (fd, level, name, value) => setsockopt(fd, level, name, value, value.length),
   };
   return cached;
 }
