@@ -1,5 +1,5 @@
 // Pure reconciliation: (plan, kernel snapshot) → the ordered kernel actions; nothing when the pod already matches.
-import { createHash } from 'node:crypto';
+import { macFromSeed } from './mac.js';
 import type { AddressInfo, LinkInfo, RouteInfo } from './drivers/kernel.js';
 import { AgentError } from './errors.js';
 import type { KernelAction } from './kernel-actions.js';
@@ -34,10 +34,7 @@ export class ApplyError extends AgentError {
  * pod NIC it serves, so a re-run (or a run after a crash) computes the same value.
  */
 export function pinnedBridgeMac(bridgeName: string, seed: string): string {
-  const digest = createHash('sha256').update(`virt-net-agent/${bridgeName}/${seed}`).digest();
-  const bytes = [...digest.subarray(0, 6)];
-  bytes[0] = ((bytes[0] ?? 0) & 0xfc) | 0x02;
-  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+  return macFromSeed(`virt-net-agent/${bridgeName}/${seed}`);
 }
 
 /** IPv6 link-local addresses are the kernel's; they are neither planned nor removed. */

@@ -1,5 +1,6 @@
 // KubeVirt's VMI admission rules for networks and interfaces (pkg/network/admitter, vmi-create-admitter), with its messages.
 import { isIPv6 } from 'node:net';
+import { parseGoMac } from './mac.js';
 import type { FieldError, Phase } from './plan-types.js';
 import type { KubeVirtConfig, Vmi, VmiInterface, VmiNetwork, VmiPort, VmiPortRange } from './vmi-types.js';
 
@@ -33,45 +34,7 @@ function gateEnabled(config: KubeVirtConfig, gate: string): boolean {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Go parsers whose exact acceptance matters for the messages.
-
-function hexByte(text: string): number | null {
-  return /^[0-9a-fA-F]{2}$/.test(text) ? parseInt(text, 16) : null;
-}
-
-/**
- * Go's net.ParseMAC: 6, 8 or 20 bytes written as `aa:bb:…`, `aa-bb-…` (one separator throughout) or
- * `aabb.ccdd.eeff`. Returns the bytes, or null when Go would fail.
- */
-export function parseGoMac(s: string): number[] | null {
-  if (s.length < 14) return null;
-  const bytes: number[] = [];
-  if (s[2] === ':' || s[2] === '-') {
-    if ((s.length + 1) % 3 !== 0) return null;
-    const n = (s.length + 1) / 3;
-    if (n !== 6 && n !== 8 && n !== 20) return null;
-    for (let i = 0, x = 0; i < n; i++, x += 3) {
-      if (s.length - x > 2 && s[x + 2] !== s[2]) return null;
-      const b = hexByte(s.slice(x, x + 2));
-      if (b === null) return null;
-      bytes.push(b);
-    }
-    return bytes;
-  }
-  if (s[4] === '.') {
-    if ((s.length + 1) % 5 !== 0) return null;
-    const n = (2 * (s.length + 1)) / 5;
-    if (n !== 6 && n !== 8 && n !== 20) return null;
-    for (let x = 0; bytes.length < n; x += 5) {
-      if (s.length - (x + 2) > 2 && s[x + 4] !== '.') return null;
-      const hi = hexByte(s.slice(x, x + 2));
-      const lo = hexByte(s.slice(x + 2, x + 4));
-      if (hi === null || lo === null) return null;
-      bytes.push(hi, lo);
-    }
-    return bytes;
-  }
-  return null;
-}
+export { parseGoMac };
 
 function parseGoIPv4(s: string): number[] | null {
   const parts = s.split('.');

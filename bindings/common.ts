@@ -1,34 +1,19 @@
 // Rules shared by the bindings: MAC resolution, model mapping, ROM/driver rules, queues, tap owner, pod IP order.
-import { createHash } from 'node:crypto';
+import { macFromSeed, normalizeMac } from '../agent/mac.js';
 import { ipFamily, isGlobalUnicast, stripPrefix } from '../agent/ip.js';
 import type { Arch } from '../agent/plan-types.js';
 import type { Vmi, VmiInterface } from '../agent/vmi-types.js';
 import type { DomainInterfaceSpec, PciAddress } from '../domain/interface-spec.js';
 import type { BindingInput, PlanContext } from './binding.js';
 
-/** Go net.ParseMAC forms (6-byte only here) → lower-case colon form; null when not a 6-byte MAC. */
-export function normalizeMac(text: string): string | null {
-  const trimmed = text.trim();
-  let hex: string | null = null;
-  if (/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(trimmed)) {
-    const separator = trimmed[2];
-    if (trimmed.split(separator ?? ':').length === 6) hex = trimmed.replace(/[:-]/g, '');
-  } else if (/^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}$/.test(trimmed)) {
-    hex = trimmed.replace(/\./g, '');
-  }
-  if (hex === null) return null;
-  return hex.toLowerCase().match(/../g)!.join(':');
-}
+export { normalizeMac };
 
 /**
  * The opt-in "stable" MAC: a locally administered unicast MAC from sha256(namespace/vmi/network).
  * 46 random bits: the chance that two of n interfaces collide is about n²/2^47 (1e-6 at n = 16,000).
  */
 export function stableMac(namespace: string, vmiName: string, networkName: string): string {
-  const digest = createHash('sha256').update(`${namespace}/${vmiName}/${networkName}`).digest();
-  const bytes = [...digest.subarray(0, 6)];
-  bytes[0] = ((bytes[0] ?? 0) & 0xfc) | 0x02;
-  const mac = bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+  const mac = macFromSeed(`${namespace}/${vmiName}/${networkName}`);
   // Never hand out the masquerade bridge's reserved MAC.
   return mac === '02:00:00:00:00:00' ? '02:00:00:00:00:01' : mac;
 }
