@@ -265,6 +265,10 @@ export interface DhcpV6PlanInput {
   readonly resolvConf: string;
   readonly mtu: number;
   readonly routerAdvertisements: boolean;
+  /** spec.subdomain: prepended to the option 24 search list as for DHCPv4 option 119. */
+  readonly subdomain?: string;
+  /** Receives dropped-search-domain notes (the DHCPv4 plan already reports them in dual stack). */
+  readonly warnings?: string[];
 }
 
 export function buildDhcpV6Plan(input: DhcpV6PlanInput): DhcpV6Plan {
@@ -282,6 +286,18 @@ export function buildDhcpV6Plan(input: DhcpV6PlanInput): DhcpV6Plan {
   const dns = [...parseResolvConf(input.resolvConf).nameservers6];
   const options: Record<string, string> = {};
   if (dns.length > 0) options[String(DhcpV6Option.DnsServers)] = toHex(encodeIPv6List(dns));
+  // Option 24 (RFC 3646; beyond KubeVirt, whose IPv6-only guests get no search list, issue #7184): the same list as
+  // DHCPv4 option 119, in the same RFC 1035 form, kept to the leading domains that fit 255 bytes like option 119.
+  const searchDomains = dhcpSearchDomains(input.resolvConf, input.subdomain, input.warnings ?? [], `dhcpv6 ${input.interface}`);
+  const fitting: string[] = [];
+  let searchSize = 0;
+  for (const domain of searchDomains) {
+    const length = domainSearchEntryLength(domain);
+    if (searchSize + length > MAX_OPTION_LENGTH) break;
+    fitting.push(domain);
+    searchSize += length;
+  }
+  if (fitting.length > 0) options[String(DhcpV6Option.DomainList)] = toHex(encodeDomainSearch(fitting));
 
   const ra: RouterAdvertisementPlan | null = input.routerAdvertisements
     ? {

@@ -108,6 +108,7 @@ export const masqueradeBinding: Binding = {
           resolvConf: ctx.pod.resolvConf,
           mtu: identity.mtu,
           routerAdvertisements: true,
+          ...(ctx.vmi.spec.subdomain ? { subdomain: ctx.vmi.spec.subdomain } : {}),
         })
       : null;
 

@@ -36,6 +36,7 @@ export const DhcpV6Option = {
   IaNa: 3,
   IaAddr: 5,
   DnsServers: 23,
+  DomainList: 24,
 } as const;
 
 /** KubeVirt's "infinite" lease: 999 × 24 h. */

@@ -303,7 +303,7 @@ describe('buildDhcpV6Plan', () => {
       preferredLifetime: 86313600,
       validLifetime: 86313600,
       dns: ['fd00:10:96::a'],
-      options: { '23': 'fd00001000960000000000000000000a' },
+      options: { '23': 'fd00001000960000000000000000000a', '24': K8S_SEARCH },
       ra: { prefix: 'fd10:0:2::/120', routerLifetimeSeconds: 1800, mtu: 1400, dns: ['fd00:10:96::a'], managed: true, other: true },
     });
   });
@@ -319,7 +319,7 @@ describe('buildDhcpV6Plan', () => {
       mtu: 1450,
       routerAdvertisements: false,
     });
-    expect(plan.options).toEqual({});
+    expect(plan.options).toEqual({ '24': K8S_SEARCH });
     expect(plan.dns).toEqual([]);
     expect(plan.ra).toBeNull();
     expect(plan.clientMac).toBe('aa:bb:cc:dd:ee:ff');
