@@ -66,6 +66,9 @@ function stateBeforeApply(
       podIdentity: before?.podIdentity ?? network.podIdentity,
       renamedTo: nicStep ? (nicStep.renameTo ?? nicStep.name) : null,
       created: network.links.filter((step) => step.op === 'create').map((step) => step.name),
+      bridge: network.bridge,
+      dhcp: network.dhcp,
+      dhcpv6: network.dhcpv6,
     };
   }
   const sysctlsBefore: Record<string, string | null> = { ...(prior?.sysctlsBefore ?? {}) };

@@ -3,7 +3,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rm
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { AgentError } from './errors.js';
-import type { PodIdentity } from './plan-types.js';
+import type { DhcpV4Plan, DhcpV6Plan, PodIdentity } from './plan-types.js';
 
 export const DEFAULT_STATE_ROOT = '/var/run/kubevirt-private/virt-net-agent';
 
@@ -18,6 +18,12 @@ export interface NetworkState {
   readonly renamedTo: string | null;
   /** Links setup creates for this network (deleted by teardown), in creation order. */
   readonly created: readonly string[];
+  /** The in-pod bridge the guest hangs off (absent in state written before serve existed). */
+  readonly bridge?: string | null;
+  /** The planned DHCPv4 server for this network: `serve` reads it and never recomputes the plan. */
+  readonly dhcp?: DhcpV4Plan | null;
+  /** The planned DHCPv6 server and router advertisements for this network, read by `serve`. */
+  readonly dhcpv6?: DhcpV6Plan | null;
 }
 
 export interface AgentState {

@@ -1,0 +1,188 @@
+// The `serve` subcommand (virt-launcher's phase 2 DHCP): starts every planned per-network service from the state dir and runs until SIGTERM/SIGINT.
+//
+// serve never touches links and never recomputes the plan: what it serves is what `setup` recorded in the state dir
+// (per network: the bridge and the planned `dhcp` / `dhcpv6` sections), so a restarted serve resumes exactly.
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino, type Logger } from 'pino';
+import { startDhcpV4Server } from '../dhcp/server-v4.js';
+import type { RunningService } from '../dhcp/service.js';
+import type { Command } from './cli.js';
+import { AgentError, InputError } from './errors.js';
+import { enterNetns } from './netns.js';
+import { rejectRepeatedFlags } from './plan-flags.js';
+import { podTargetFromFlags } from './pod-target.js';
+import { DEFAULT_STATE_ROOT, StateDir, type AgentState, type NetworkState } from './state-dir.js';
+
+const OPTIONS = {
+  'state-dir': { type: 'string' },
+  netns: { type: 'string' },
+  pid: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const LOG_LEVEL_ENV = 'VIRT_NET_AGENT_LOG_LEVEL';
+
+const SERVE_USAGE = `Usage: virt-net-agent serve [--state-dir DIR] [--netns PATH | --pid PID]
+
+Serves the guest from what "setup" recorded: per planned interface a DHCPv4 server, and where planned a DHCPv6
+server and router advertisements, each bound to its bridge (SO_BINDTODEVICE). Runs until SIGTERM or SIGINT, then stops cleanly (exit 0). Never changes links; a restarted
+serve resumes from the state dir. Logs are pino JSON lines on stdout, one per DHCP exchange.
+
+  --state-dir DIR   the VMI's state folder, or the root holding exactly one (default ${DEFAULT_STATE_ROOT})
+  --netns PATH      the pod's network namespace file (default: the current one)
+  --pid PID         the virt-launcher PID: serve inside /proc/PID/ns/net
+
+Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info; debug also logs ignored packets).
+Exit status: 0 stopped by a signal; 2 bad flags, or no state to serve; 3 a planned bridge is missing; 1 internal error.
+`;
+
+/** A network as serve sees it: its name and what setup recorded for it. */
+export interface ServedNetwork {
+  readonly name: string;
+  readonly state: NetworkState;
+}
+
+/** One kind of per-network service. */
+interface ServiceKind {
+  readonly kind: string;
+  /** The state field that configures it, for error messages (e.g. "dhcp"). */
+  readonly field: string;
+  /** Whether setup planned this service for the network. */
+  planned(network: ServedNetwork): boolean;
+  /** Starts it; called only when planned. */
+  start(network: ServedNetwork, logger: Logger): Promise<RunningService>;
+}
+
+/**
+ * Every service serve can run, in start order. The IPv6 services are imported only when a network plans them, so
+ * an IPv4-only pod never loads (or depends on) their raw-socket code.
+ */
+const SERVICE_KINDS: readonly ServiceKind[] = [
+  {
+    kind: 'dhcpv4',
+    field: 'dhcp',
+    planned: (network) => Boolean(network.state.dhcp),
+    start: (network, logger) => startDhcpV4Server(network.state.dhcp!, logger),
+  },
+  {
+    kind: 'dhcpv6',
+    field: 'dhcpv6',
+    planned: (network) => Boolean(network.state.dhcpv6),
+    start: async (network, logger) => (await import('../dhcp/v6-server.js')).startDhcpV6Server(network.state.dhcpv6!, logger),
+  },
+  {
+    kind: 'router advertisements',
+    field: 'dhcpv6.ra',
+    planned: (network) => Boolean(network.state.dhcpv6?.ra),
+    start: async (network, logger) => (await import('../dhcp/ra-server.js')).startRouterAdvertiser(network.state.dhcpv6!, logger),
+  },
+];
+
+/** DIR itself when it holds state.json, else its single VMI folder that does. */
+function findStateDir(root: string): StateDir {
+  if (existsSync(join(root, 'state.json'))) {
+    const direct = new StateDir(dirname(root), basename(root));
+    if (direct.dir !== join(dirname(root), basename(root))) throw new InputError('--state-dir', `unusable folder name ${root}`);
+    return direct;
+  }
+  let entries: string[];
+  try {
+    entries = readdirSync(root);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new InputError('--state-dir', code === 'ENOENT' ? `no such directory ${root} (run setup first)` : `cannot read ${root}: ${code}`);
+  }
+  const vmis = entries.filter((entry) => existsSync(join(root, entry, 'state.json'))).sort();
+  if (vmis.length === 0) throw new InputError('--state-dir', `no state in ${root} (run setup first)`);
+  if (vmis.length > 1) throw new InputError('--state-dir', `several VMIs in ${root} (${vmis.join(', ')}): pass the VMI's own folder`);
+  return new StateDir(root, vmis[0] ?? '');
+}
+
+function servedNetworks(state: AgentState): ServedNetwork[] {
+  return Object.entries(state.networks).map(([name, network]) => ({ name, state: network }));
+}
+
+function createLogger(state: AgentState): Logger {
+  const level = process.env[LOG_LEVEL_ENV] ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) {
+    throw new InputError(LOG_LEVEL_ENV, `expected fatal, error, warn, info, debug, trace or silent, got ${JSON.stringify(level)}`);
+  }
+  // KubeVirt-like records: component, level as a word, msg, timestamp (RFC 3339), and the VMI's name/namespace/uid.
+  return pino({
+    level,
+    messageKey: 'msg',
+    base: { component: 'virt-net-agent', kind: 'VirtualMachineInstance', name: state.vmi.name, namespace: state.vmi.namespace, uid: state.vmi.uid },
+    timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
+    formatters: { level: (label) => ({ level: label }) },
+  });
+}
+
+/** Starts every service of every network; on a failure, stops what already started and throws one AgentError. */
+async function startAll(networks: readonly ServedNetwork[], logger: Logger): Promise<RunningService[]> {
+  const running: RunningService[] = [];
+  for (const network of networks) {
+    for (const kind of SERVICE_KINDS) {
+      if (!kind.planned(network)) continue;
+      try {
+        running.push(await kind.start(network, logger.child({ network: network.name })));
+      } catch (err) {
+        await Promise.all(running.map((service) => service.close()));
+        const message = err instanceof Error ? err.message : String(err);
+        const missing = /ENODEV|no such device/i.test(message);
+        throw new AgentError(
+          `networks.${network.name}.${kind.field}`,
+          `cannot start ${kind.kind} on ${network.state.bridge ?? 'its bridge'}: ${message}${missing ? ' (run setup first)' : ''}`,
+          missing ? 3 : 1,
+        );
+      }
+    }
+  }
+  return running;
+}
+
+/** Resolves with the signal that asked us to stop. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve(signal);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+async function runServe(args: readonly string[]): Promise<number> {
+  const { values, tokens } = parseArgs({ args: [...args], options: OPTIONS, strict: true, allowPositionals: false, tokens: true });
+  rejectRepeatedFlags(tokens);
+  if (values.help === true) {
+    process.stdout.write(SERVE_USAGE);
+    return 0;
+  }
+  const root = values['state-dir'] ?? DEFAULT_STATE_ROOT;
+  if (root === '') throw new InputError('--state-dir', 'needs a value');
+  const { target } = podTargetFromFlags({ netns: values.netns, pid: values.pid });
+  const stateDir = findStateDir(root);
+  const state = stateDir.read();
+  if (state === null) throw new InputError('--state-dir', `no state in ${stateDir.dir} (run setup first)`);
+  const networks = servedNetworks(state);
+  if (!networks.some((network) => SERVICE_KINDS.some((kind) => kind.planned(network)))) {
+    throw new InputError('--state-dir', `nothing to serve in ${stateDir.statePath}: no network has a planned DHCP server`);
+  }
+  const logger = createLogger(state);
+  // Signals are caught from here on, so a SIGTERM during start-up still ends in a clean stop.
+  const stopped = untilSignal();
+  if (target) enterNetns(target); // before any socket exists: sockets belong to the namespace they are created in
+  const services = await startAll(networks, logger);
+  logger.info({ services: services.map((service) => service.name), stateDir: stateDir.dir }, 'serving');
+  const signal = await stopped;
+  logger.info({ signal }, 'stopping');
+  await Promise.all(services.map((service) => service.close()));
+  logger.info('stopped');
+  return 0;
+}
+
+export const serveCommand: Command = { usage: SERVE_USAGE, run: runServe };
