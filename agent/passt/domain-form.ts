@@ -1,0 +1,89 @@
+// The domain form for agent-managed passt (libvirt < 11.1): the passt <interface> becomes qemu "-netdev stream" + "-device" args in <qemu:commandline>.
+import { builder, create } from 'xmlbuilder2';
+import { InputError } from '../errors.js';
+
+export const QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
+const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
+
+/** vhost-user with <backend type='passt'> needs libvirt 11.1; older libvirt gets the agent-managed form. */
+export type PasstAttachment = 'vhostuser' | 'agent-stream';
+
+export function passtAttachmentFor(version: { readonly major: number; readonly minor: number }): PasstAttachment {
+  return version.major > 11 || (version.major === 11 && version.minor >= 1) ? 'vhostuser' : 'agent-stream';
+}
+
+type Node = ReturnType<ReturnType<typeof create>['root']>['node'];
+
+function elementChildren(node: Node): Node[] {
+  const out: Node[] = [];
+  for (let c = node.firstChild; c !== null; c = c.nextSibling) if (c.nodeType === 1) out.push(c);
+  return out;
+}
+
+function attr(node: Node | undefined, name: string): string | null {
+  return node === undefined ? null : ((node as unknown as { getAttribute(n: string): string | null }).getAttribute(name) ?? null);
+}
+
+function child(node: Node, name: string): Node | undefined {
+  return elementChildren(node).find((c) => c.nodeName === name);
+}
+
+/** virtio model names → qemu's virtio-net device. */
+const DEVICE: Readonly<Record<string, string>> = {
+  virtio: 'virtio-net-pci',
+  'virtio-non-transitional': 'virtio-net-pci-non-transitional',
+  'virtio-transitional': 'virtio-net-pci-transitional',
+};
+
+/** The qemu arguments that attach one passt interface (by its XML) to passt's unix socket. */
+export function streamArgs(interfaceXml: string, socketPath: string): string[] {
+  const root = create(interfaceXml).root().node;
+  const alias = attr(child(root, 'alias'), 'name');
+  if (alias === null) throw new InputError('interface', 'the passt <interface> has no <alias name>');
+  const model = attr(child(root, 'model'), 'type') ?? 'virtio';
+  const device = DEVICE[model];
+  if (device === undefined) throw new InputError(alias, `model ${model} cannot attach to passt through qemu's -netdev stream (virtio only)`);
+  if (socketPath.includes(',')) throw new InputError('--passt-socket', 'a path with "," cannot be passed in a qemu option');
+  const mac = attr(child(root, 'mac'), 'address');
+  return [
+    '-netdev',
+    `stream,id=${alias},server=off,addr.type=unix,addr.path=${socketPath}`,
+    '-device',
+    `${device},netdev=${alias},id=${alias}-nic${mac !== null ? `,mac=${mac}` : ''}`,
+  ];
+}
+
+/**
+ * Rewrites a domain for agent-managed passt: each `<interface>` with `<backend type='passt'>` is removed from
+ * `<devices>` and attached with `-netdev stream` to `socketPath` through `<qemu:commandline>` (appended to an
+ * existing one; the qemu namespace is declared on `<domain>`). Everything else is kept.
+ */
+export function attachPasstByStream(domainXml: string, socketPath: string): string {
+  const doc = create({ skipWhitespaceOnlyText: false }, domainXml);
+  const root = doc.root();
+  const devices = child(root.node, 'devices');
+  const passt = devices === undefined ? [] : elementChildren(devices).filter((n) => n.nodeName === 'interface' && attr(child(n, 'backend'), 'type') === 'passt');
+  if (passt.length === 0) return domainXml;
+  if (passt.length > 1) throw new InputError('domainXML', 'more than one passt interface; agent-managed passt serves one');
+  const iface = passt[0]!;
+  const args = streamArgs(builder(iface).toString({ headless: true, prettyPrint: false }), socketPath);
+  iface.parentNode?.removeChild(iface);
+
+  const element = root.node as unknown as { getAttribute(n: string): string | null; setAttributeNS(ns: string, n: string, v: string): void };
+  const declared = element.getAttribute('xmlns:qemu');
+  if (declared !== null && declared !== QEMU_NS) throw new InputError('domainXML', `the "qemu" prefix is bound to ${declared}`);
+  if (declared === null) element.setAttributeNS(XMLNS_NS, 'xmlns:qemu', QEMU_NS);
+  let commandline = child(root.node, 'qemu:commandline');
+  const ownerDoc = (root.node.ownerDocument ?? root.node) as unknown as { createElementNS(ns: string, n: string): Node };
+  if (commandline === undefined) {
+    commandline = ownerDoc.createElementNS(QEMU_NS, 'qemu:commandline');
+    root.node.appendChild(commandline);
+  }
+  for (const value of args) {
+    const arg = ownerDoc.createElementNS(QEMU_NS, 'qemu:arg');
+    (arg as unknown as { setAttribute(n: string, v: string): void }).setAttribute('value', value);
+    commandline.appendChild(arg);
+  }
+  const hadDeclaration = /^\s*<\?xml[\s?]/.test(domainXml);
+  return doc.end({ headless: !hadDeclaration, prettyPrint: false });
+}

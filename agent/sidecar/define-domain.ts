@@ -1,0 +1,77 @@
+// OnDefineDomain's work: (VMI JSON, domain XML) → the domain XML with this agent's interfaces, hostdevs and memory backing merged in.
+import { AgentError, InputError } from '../errors.js';
+import type { PodState } from '../pod-state.js';
+import type { Arch } from '../plan-types.js';
+import { computePlan } from '../plan.js';
+import { parseVmiObject } from '../vmi-shape.js';
+import type { KubeVirtConfig } from '../vmi-types.js';
+import { mergeDevices } from '../../domain/domain-xml.js';
+import { attachPasstByStream } from '../passt/domain-form.js';
+
+export interface DefineDomainContext {
+  /** The pod state to plan against: a fixed file, or discovered from the netns at each call. */
+  readonly pod: () => Promise<PodState>;
+  readonly config: KubeVirtConfig;
+  readonly arch: Arch;
+  readonly myPodIp?: string;
+  readonly macPolicy?: 'pod' | 'stable';
+  /** Agent-managed passt (libvirt < 11.1): attach the passt interface to this socket with qemu's -netdev stream. */
+  readonly passtSocket?: string;
+}
+
+function firstLine(text: string): string {
+  return (text.split('\n')[0] ?? '').trim();
+}
+
+/** Parses the VMI bytes; errors name the field inside the VMI as `vmi.<path>`. */
+export function parseVmiBytes(bytes: Buffer): unknown {
+  const text = bytes.toString('utf8');
+  if (text.trim() === '') throw new InputError('vmi', 'is empty (expected the VirtualMachineInstance as JSON)');
+  let value: unknown;
+  try {
+    value = JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new InputError('vmi', `invalid JSON: ${firstLine(err instanceof Error ? err.message : String(err))}`);
+  }
+  try {
+    parseVmiObject(value);
+  } catch (err) {
+    if (err instanceof AgentError) throw new InputError(`vmi.${err.field}`, err.message);
+    throw err;
+  }
+  return value;
+}
+
+/**
+ * Plans the VMI against the pod (phase start) and merges the planned devices into the domain XML, keeping every
+ * other element. Throws InputError (field `vmi…` or `domainXML`) for bad input, PlanError when the pod cannot
+ * satisfy the VMI.
+ */
+export async function defineDomain(domainXml: Buffer, vmiBytes: Buffer, ctx: DefineDomainContext): Promise<string> {
+  const vmi = parseVmiBytes(vmiBytes);
+  const xml = domainXml.toString('utf8');
+  if (xml.trim() === '') throw new InputError('domainXML', 'is empty');
+  const pod = await ctx.pod();
+  const plan = computePlan({
+    vmi,
+    pod,
+    config: ctx.config,
+    phase: 'start',
+    arch: ctx.arch,
+    ...(ctx.myPodIp !== undefined ? { myPodIp: ctx.myPodIp } : {}),
+    ...(ctx.macPolicy !== undefined ? { macPolicy: ctx.macPolicy } : {}),
+  });
+  const error = plan.errors[0];
+  if (error !== undefined) {
+    const more = plan.errors.length > 1 ? ` (and ${plan.errors.length - 1} more)` : '';
+    throw new InputError(`vmi.${error.field}`, `${error.message}${more}`);
+  }
+  let merged: string;
+  try {
+    merged = mergeDevices(xml, plan.domain.interfaces, plan.domain.hostdevs, plan.domain.memoryBacking);
+  } catch (err) {
+    const message = firstLine(err instanceof Error ? err.message : String(err)).replace(/^domain XML:\s*/, '');
+    throw new InputError('domainXML', message);
+  }
+  return ctx.passtSocket !== undefined ? attachPasstByStream(merged, ctx.passtSocket) : merged;
+}
