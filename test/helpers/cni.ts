@@ -200,3 +200,81 @@ export async function makeCniPod(options: CniPodOptions = {}): Promise<CniPod> {
     throw err;
   }
 }
+
+/** One entry of the Multus `k8s.v1.cni.cncf.io/network-status` annotation. */
+export interface NetworkStatusEntry {
+  readonly name: string;
+  readonly interface: string;
+  readonly ips: readonly string[];
+  readonly mac: string;
+  readonly default?: boolean;
+  readonly dns: object;
+}
+
+/**
+ * The network-status Multus writes for this pod: the cluster default network (the primary CNI conf's name) first, then
+ * each secondary as "<namespace>/<NetworkAttachmentDefinition name>" (the secondary's CNI conf name).
+ */
+export function networkStatusOf(cni: CniPod, namespace = 'default'): NetworkStatusEntry[] {
+  return cni.attachments.map((a, i) => ({
+    name: i === 0 ? a.conf.name : `${namespace}/${a.conf.name}`,
+    interface: a.ifname,
+    ips: a.addresses.map((cidr) => cidr.split('/')[0] ?? cidr),
+    mac: a.mac,
+    ...(i === 0 ? { default: true } : {}),
+    dns: {},
+  }));
+}
+
+/** Go's strconv.Quote for ASCII text (what the kubelet writes into a downward-API annotations file). */
+function goQuote(text: string): string {
+  return `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\t/g, '\\t')}"`;
+}
+
+/** A downward-API `metadata.annotations` file: one `key="Go-quoted value"` line per annotation, sorted by key. */
+export function downwardApiAnnotations(annotations: Readonly<Record<string, string>>): string {
+  return Object.keys(annotations)
+    .sort()
+    .map((key) => `${key}=${goQuote(annotations[key] ?? '')}\n`)
+    .join('');
+}
+
+export interface CniPeer {
+  /** Another pod's netns attached to the same network (the far end of a secondary). */
+  readonly ns: Netns;
+  /** Its interface ("net1") and the address host-local gave it. */
+  readonly ifname: string;
+  readonly address: string;
+  /** CNI DEL, then deletes the netns; safe to call twice. Call it before the pod's cleanup (macvlan needs its lower). */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Attaches a second pod ("peer") to the network of `cni.attachments[index]` with the same CNI conf (same bridge or
+ * macvlan lower, same host-local range, so the next free address): what the other end of a Multus network looks like.
+ */
+export async function addCniPeer(cni: CniPod, index: number): Promise<CniPeer> {
+  const target = cni.attachments[index];
+  if (target === undefined) throw new Error(`addCniPeer: no attachment ${index}`);
+  const ns = await makeNetns('cnipeer');
+  const containerId = `vna-peer-${randomBytes(6).toString('hex')}`;
+  const ifname = 'net1';
+  let cleaned = false;
+  let added = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    if (added) await cniDel(ns, target.conf, ifname, containerId, cni.node).catch(() => undefined);
+    await deleteNetns(ns.name);
+  };
+  try {
+    const result = attachment(ifname, target.conf, await cniAdd(ns, target.conf, ifname, containerId, cni.node));
+    added = true;
+    const address = result.addresses[0];
+    if (address === undefined) throw new Error(`addCniPeer: CNI gave ${ifname} no address`);
+    return { ns, ifname, address, cleanup };
+  } catch (err) {
+    await cleanup().catch(() => undefined);
+    throw err;
+  }
+}
