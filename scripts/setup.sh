@@ -37,3 +37,6 @@ fi
 
 npm ci
 npm run build
+
+# The tiny e2e test guest (Debian kernel + busybox initramfs) in .cache/guest/; a no-op when already built.
+scripts/build-guest.sh
