@@ -1,0 +1,225 @@
+// DHCP benchmarks: DORA latency of `serve` vs dnsmasq (same topology, relay mode, same run), perfdhcp at 2000/s, and serve's RSS.
+//
+// Topology per server: a masquerade pod set up by the agent (bridge k6t-eth0 10.0.2.1/24), plus a "relay" netns whose eth0
+// is a veth on that bridge with 10.0.2.50/24. The DORA client and perfdhcp run in the relay netns as relay agents
+// (giaddr 10.0.2.50), so both servers answer by unicast to 10.0.2.50:67.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deleteNetns, makeNetns, run, runOk, waitFor, type Netns } from '../helpers/netns.js';
+import { benchVmi, makeBenchPod, type BenchPod } from './pods.js';
+import type { BenchEnv } from './rows-setup.js';
+import { interleave, median, quantile } from './stats.js';
+import { skipped, type Row } from './table.js';
+
+const RELAY_IP = '10.0.2.50';
+const SERVER_IP = '10.0.2.1';
+
+interface DhcpSide {
+  readonly name: 'serve' | 'dnsmasq';
+  readonly pod: BenchPod;
+  readonly relay: Netns;
+  readonly server: ChildProcess;
+  cleanup(): Promise<void>;
+}
+
+async function plumbedPod(env: BenchEnv, secondaries: number): Promise<{ pod: BenchPod; stateDir: string }> {
+  const pod = await makeBenchPod(env.workDir, secondaries);
+  try {
+    const dir = mkdtempSync(join(env.workDir, 'dhcp-'));
+    const statusPath = join(dir, 'network-status');
+    writeFileSync(statusPath, pod.networkStatus);
+    writeFileSync(join(dir, 'vmi.json'), JSON.stringify(benchVmi(`dhcp-${process.pid}-${dir.slice(-6)}`, { masquerade: true, ports: [80], secondaries: pod.secondaries })));
+    const stateDir = join(dir, 'state');
+    await runOk([process.execPath, env.cli, 'setup', '--vmi', join(dir, 'vmi.json'), '--netns', pod.pod.path, '--state-dir', stateDir, '--resolv-conf', '/dev/null', '--hostname', 'benchvmi', '--network-status', statusPath], { timeoutMs: 180_000 });
+    return { pod, stateDir };
+  } catch (err) {
+    await pod.cleanup();
+    throw err;
+  }
+}
+
+async function relayOn(pod: BenchPod): Promise<Netns> {
+  const relay = await makeNetns('brelay');
+  await pod.pod.execOk(['ip', 'link', 'add', 'vrelay', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', relay.name]);
+  await pod.pod.execOk(['ip', 'link', 'set', 'vrelay', 'master', 'k6t-eth0', 'up']);
+  await relay.execOk(['ip', 'addr', 'add', `${RELAY_IP}/24`, 'dev', 'eth0']);
+  await relay.execOk(['ip', 'link', 'set', 'eth0', 'up']);
+  return relay;
+}
+
+async function udp67Sockets(ns: Netns): Promise<number> {
+  const r = await ns.exec(['ss', '-Huln', 'sport = :67']);
+  return r.stdout.split('\n').filter((l) => l.trim() !== '').length;
+}
+
+function startServe(env: BenchEnv, pod: BenchPod, stateDir: string): ChildProcess {
+  return track(spawn(process.execPath, [env.cli, 'serve', '--state-dir', stateDir, '--netns', pod.pod.path], { stdio: ['ignore', 'ignore', 'pipe'] }));
+}
+
+async function serveSide(env: BenchEnv, secondaries = 0): Promise<DhcpSide & { stateDir: string }> {
+  const { pod, stateDir } = await plumbedPod(env, secondaries);
+  const relay = await relayOn(pod);
+  const server = startServe(env, pod, stateDir);
+  let stderr = '';
+  server.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const cleanup = async (): Promise<void> => {
+    server.kill('SIGTERM');
+    await deleteNetns(relay.name);
+    await pod.cleanup();
+  };
+  try {
+    await waitFor(async () => {
+      if (server.exitCode !== null) throw new Error(`serve exited ${server.exitCode}: ${stderr.trim()}`);
+      return (await udp67Sockets(pod.pod)) >= secondaries + 1;
+    }, { timeoutMs: 120_000, intervalMs: 250, what: 'serve listening on :67' });
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return { name: 'serve', pod, relay, server, stateDir, cleanup };
+}
+
+async function dnsmasqSide(env: BenchEnv): Promise<DhcpSide> {
+  const { pod } = await plumbedPod(env, 0);
+  const relay = await relayOn(pod);
+  const server = track(spawn('ip', ['netns', 'exec', pod.pod.name, 'dnsmasq', '--no-daemon', '--no-ping', '--leasefile-ro', '--port=0', '--interface=k6t-eth0', '--bind-interfaces',
+    '--dhcp-range=10.0.2.2,10.0.2.2,255.255.255.0,999d', '--dhcp-option=option:router,10.0.2.1', '--dhcp-option=option:dns-server,10.96.0.10', '--dhcp-option=option:mtu,1500'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  const cleanup = async (): Promise<void> => {
+    server.kill('SIGKILL');
+    await deleteNetns(relay.name);
+    await pod.cleanup();
+  };
+  try {
+    await waitFor(async () => (await udp67Sockets(pod.pod)) >= 1, { timeoutMs: 60_000, intervalMs: 250, what: 'dnsmasq listening on :67' });
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return { name: 'dnsmasq', pod, relay, server, cleanup };
+}
+
+async function dora(env: BenchEnv, side: DhcpSide, count: number): Promise<{ latenciesMs: number[]; lost: number }> {
+  const client = join(process.cwd(), 'dist/test/bench/dora-client.js');
+  const r = await side.relay.exec([process.execPath, client, SERVER_IP, RELAY_IP, String(count)], { timeoutMs: 600_000 });
+  if (r.code !== 0) throw new Error(`dora client against ${side.name} failed: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as { latenciesMs: number[]; lost: number };
+}
+
+function rssKb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 'NaN');
+}
+
+interface PerfResult {
+  readonly rate: number;
+  readonly dropPct: number;
+  readonly text: string;
+}
+
+async function perfdhcp(side: DhcpSide, rate: number, seconds: number): Promise<PerfResult> {
+  const r = await side.relay.exec(['perfdhcp', '-4', '-l', 'eth0', '-r', String(rate), '-R', '1000', '-p', String(seconds)], { timeoutMs: (seconds + 120) * 1000 });
+  const text = r.stdout;
+  const sent = [...text.matchAll(/sent packets: (\d+)/g)].map((m) => Number(m[1]));
+  const received = [...text.matchAll(/received packets: (\d+)/g)].map((m) => Number(m[1]));
+  const totalSent = sent.reduce((a, b) => a + b, 0);
+  const totalReceived = received.reduce((a, b) => a + b, 0);
+  const rateMatch = /Rate: ([\d.]+)/.exec(text);
+  if (totalSent === 0 || rateMatch === null) throw new Error(`perfdhcp against ${side.name} printed no statistics (exit ${r.code}): ${(r.stderr || text).trim().slice(0, 300)}`);
+  return { rate: Number(rateMatch[1]), dropPct: (100 * (totalSent - totalReceived)) / totalSent, text };
+}
+
+const ms = (v: number): string => `${v.toFixed(3)} ms`;
+
+/** Children to kill if the bench is interrupted (a serve or dnsmasq must not outlive its namespaces). */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+export async function dhcpRows(env: BenchEnv, exchanges = 10_000): Promise<Row[]> {
+  const serveSource = join(process.cwd(), 'dist/agent/cmd-serve.js');
+  const rowNames = ['DHCP DORA p50 vs dnsmasq', 'DHCP DORA p99', 'perfdhcp 2000/s', 'serve RSS idle (4 interfaces)', 'serve RSS after 10k exchanges'];
+  if (!existsSync(serveSource)) return rowNames.map((n) => skipped(n, '-', '`serve` is not built (dist/agent/cmd-serve.js missing)'));
+  if ((await run(['dnsmasq', '--version'])).code !== 0) return rowNames.map((n) => skipped(n, '-', 'dnsmasq is not installed'));
+  const rows: Row[] = [];
+
+  // DORA latency, interleaved rounds of 200 exchanges each.
+  const sides: DhcpSide[] = [];
+  try {
+    sides.push(await serveSide(env));
+    sides.push(await dnsmasqSide(env));
+    const lost = new Map<string, number>();
+    const all = new Map<string, number[]>();
+    await interleave(
+      sides.map((side) => ({
+        name: side.name,
+        run: async () => {
+          const r = await dora(env, side, 200);
+          all.set(side.name, [...(all.get(side.name) ?? []), ...r.latenciesMs]);
+          lost.set(side.name, (lost.get(side.name) ?? 0) + r.lost);
+          return median(r.latenciesMs);
+        },
+      })),
+      env.rounds,
+    );
+    const s = all.get('serve') ?? [];
+    const d = all.get('dnsmasq') ?? [];
+    const lostNote = `lost: serve ${lost.get('serve') ?? 0}, dnsmasq ${lost.get('dnsmasq') ?? 0} of ${200 * env.rounds} each`;
+    rows.push({ what: 'DHCP DORA latency p50 (relay mode), vs dnsmasq', agent: ms(median(s)), baseline: ms(median(d)), ratio: median(s) / median(d), target: '≤ 1.2×', met: median(s) <= 1.2 * median(d), note: lostNote });
+    rows.push({ what: 'DHCP DORA latency p99, vs dnsmasq (target absolute)', agent: ms(quantile(s, 0.99)), baseline: ms(quantile(d, 0.99)), ratio: quantile(s, 0.99) / quantile(d, 0.99), target: 'agent ≤ 1 ms', met: quantile(s, 0.99) <= 1 });
+
+    if ((await run(['perfdhcp', '-h'])).code === -1) {
+      rows.push(skipped('perfdhcp 2000/s', '0 % drops', 'perfdhcp (kea-admin) is not installed'));
+    } else {
+      const serve = sides[0];
+      const dnsmasq = sides[1];
+      if (serve && dnsmasq) {
+        const ps = await perfdhcp(serve, 2000, 5);
+        const pd = await perfdhcp(dnsmasq, 2000, 5);
+        rows.push({
+          what: 'perfdhcp -r 2000 for 5 s: drops (and achieved rate)',
+          agent: `${ps.dropPct.toFixed(2)} % (${ps.rate.toFixed(0)}/s)`,
+          baseline: `${pd.dropPct.toFixed(2)} % (${pd.rate.toFixed(0)}/s) dnsmasq`,
+          ratio: null,
+          target: '0 % drops',
+          met: ps.dropPct === 0,
+        });
+      }
+    }
+  } finally {
+    for (const side of sides) await side.cleanup().catch(() => undefined);
+  }
+
+  // RSS: serve with 4 DHCP interfaces (masquerade + 3 bridge secondaries), idle and after 10k exchanges, vs a bare node.
+  let side: (DhcpSide & { stateDir: string }) | undefined;
+  const bare = track(spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' }));
+  try {
+    side = await serveSide(env, 3);
+    const pid = side.server.pid ?? 0;
+    await new Promise((r) => setTimeout(r, 2000)); // let both settle after start-up (not a correctness wait)
+    const bareKb = rssKb(bare.pid ?? 0);
+    const idleKb = rssKb(pid);
+    rows.push({ what: 'serve RSS idle, 4 DHCP interfaces, vs bare node', agent: `${(idleKb / 1024).toFixed(1)} MiB`, baseline: `${(bareKb / 1024).toFixed(1)} MiB`, ratio: idleKb / bareKb, target: '≤ 1.5×', met: idleKb <= 1.5 * bareKb });
+    const r = await dora(env, side, Math.ceil(exchanges / 2)); // one DORA = 2 request/reply exchanges
+    const afterKb = rssKb(pid);
+    rows.push({
+      what: `serve RSS after ${exchanges} exchanges, vs bare node`,
+      agent: `${(afterKb / 1024).toFixed(1)} MiB`,
+      baseline: `${(bareKb / 1024).toFixed(1)} MiB`,
+      ratio: afterKb / bareKb,
+      target: '≤ 1.5×',
+      met: afterKb <= 1.5 * bareKb,
+      note: `${r.latenciesMs.length} DORAs answered, ${r.lost} lost`,
+    });
+  } finally {
+    bare.kill('SIGKILL');
+    await side?.cleanup().catch(() => undefined);
+  }
+  return rows;
+}
