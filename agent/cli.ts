@@ -45,10 +45,45 @@ const COMMANDS: readonly CommandEntry[] = [
     summary: 'undo what setup did and restore the pod interface',
     load: async () => (await import('./cmd-setup.js')).teardownCommand,
   },
+  {
+    name: 'explain',
+    summary: "show the pod's VM plumbing live (links, NAT counters, DHCP lease) and trace a packet through the ruleset",
+    load: async () => (await import('./cmd-explain.js')).explainCommand,
+  },
+  {
+    name: 'serve',
+    summary: 'serve DHCP to the guest on every planned bridge from the state dir, until SIGTERM',
+    load: async () => (await import('./cmd-serve.js')).serveCommand,
+  },
+  {
+    name: 'sidecar',
+    summary: "serve KubeVirt's hook sidecar gRPC API (OnDefineDomain adds the planned interfaces) on a unix socket",
+    load: async () => (await import('./cmd-sidecar.js')).sidecarCommand,
+  },
+  {
+    name: 'passt',
+    summary: 'run and supervise passt in the pod netns for a passtBinding interface (libvirt < 11.1)',
+    load: async () => (await import('./cmd-passt.js')).passtCommand,
+  },
+  {
+    name: 'domain',
+    summary: 'merge the planned <interface>/<hostdev> elements into a domain XML; --define defines it in libvirt',
+    load: async () => (await import('./cmd-domain.js')).domainCommand,
+  },
+  {
+    name: 'hotplug',
+    summary: 'plumb a network added to the spec and attach it to the running domain (also link-state changes)',
+    load: async () => (await import('./cmd-hotplug.js')).hotplugCommand,
+  },
+  {
+    name: 'hotunplug',
+    summary: 'detach the interfaces whose spec state is absent from the running domain and tear down their plumbing',
+    load: async () => (await import('./cmd-hotplug.js')).hotunplugCommand,
+  },
 ];
 
 /** Subcommands the design has but that do not exist yet, so a user gets "not implemented" rather than "unknown". */
-const PLANNED = ['serve', 'domain', 'hotplug', 'hotunplug'] as const;
+const PLANNED: readonly string[] = [];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 'help'.length) + 2;
@@ -62,9 +97,7 @@ Usage: ${PROGRAM} <command> [flags]
 Commands:
 ${lines.join('\n')}
   ${'help'.padEnd(width)}show this text, or a command's flags
-
-Not implemented yet: ${PLANNED.join(', ')}.
-
+${PLANNED.length > 0 ? `\nNot implemented yet: ${PLANNED.join(', ')}.\n` : ''}
 Environment:
   VIRT_NET_AGENT_DEBUG=1  print the stack trace of internal errors
 

@@ -165,7 +165,7 @@ describe('cli: bad input gives one line and a non-zero exit', SLOW, () => {
 
   it('unknown and not-yet-implemented commands, global unknown flag', () => {
     expectOneLineError(run(['frobnicate']), 2, 'frobnicate: unknown command');
-    expectOneLineError(run(['serve']), 2, 'serve: command not implemented yet');
+    expectOneLineError(run(['hotunplug']), 2, '--domain: is required (see: virt-net-agent help hotunplug)');
     expectOneLineError(run(['setup']), 2, '--vmi: is required (see: virt-net-agent help setup)');
     expectOneLineError(run(['--frobnicate']), 2, '--frobnicate: unknown flag');
   });
