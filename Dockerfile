@@ -22,6 +22,8 @@ ENV NODE_ENV=production
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+# The hook sidecar loads KubeVirt's .proto files at run time, from proto/ next to dist/.
+COPY proto ./proto
 COPY LICENSE ./LICENSE
 # Plumbing the pod network needs CAP_NET_ADMIN in the pod's network namespace; `plan` needs nothing.
 ENTRYPOINT ["node", "/opt/virt-net-agent/dist/agent/cli.js"]
