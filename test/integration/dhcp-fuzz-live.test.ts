@@ -1,7 +1,8 @@
 // Fuzz against the running `serve` in a pod: ≥ 1,000,000 seeded malformed/random datagrams over UDP from a fake guest,
 // then the process must be alive, its log free of internal errors, its RSS roughly flat, and a real udhcpc still served.
 //
-// VNA_FUZZ_PACKETS overrides the count (default 1,000,000, what CI runs); VNA_FUZZ_SEED the generator seed.
+// VNA_FUZZ_PACKETS sets the count: 20,000 by default in `npm test`; `npm run test:fuzz` runs the 1,000,000 the issue asks for.
+// VNA_FUZZ_SEED sets the generator seed.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { makeCniPod } from '../helpers/cni.js';
 import { agent, attachGuest, isServing, spawnServe, udhcpc } from '../helpers/dhcp-guest.js';
 import { deleteNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
 
-const PACKETS = Number(process.env['VNA_FUZZ_PACKETS'] ?? 1_000_000);
+const PACKETS = Number(process.env['VNA_FUZZ_PACKETS'] ?? 20_000);
 const SEED = Number(process.env['VNA_FUZZ_SEED'] ?? 20261122);
 const SENDER = join(process.cwd(), 'test/helpers/dhcp-fuzz-sender.ts');
 
