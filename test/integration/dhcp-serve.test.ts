@@ -49,8 +49,16 @@ function record(what: string, run: ClientRun): void {
 
 async function linkDump(pod: Netns): Promise<unknown> {
   const links = JSON.parse((await pod.execOk(['ip', '-d', '-j', 'link', 'show'])).stdout) as Record<string, unknown>[];
-  // Counters and operational state of the fake-guest port can move; identity and configuration must not.
-  return links.map(({ stats64: _s, operstate: _o, linkinfo, ...rest }) => ({ ...rest, linkinfo: JSON.stringify(linkinfo ?? null).replace(/"(hello_timer|tcn_timer|topology_change_timer|gc_timer)":[\d.]+/g, '') }));
+  // Counters and operational state can move (a tap's carrier follows whether a process holds its fd, a bridge port's
+  // STP state and timers follow carrier); identity and configuration must not.
+  const CARRIER_FLAGS = new Set(['NO-CARRIER', 'LOWER_UP']);
+  return links.map(({ stats64: _s, operstate: _o, flags, linkinfo, ...rest }) => ({
+    ...rest,
+    flags: Array.isArray(flags) ? flags.filter((flag) => !CARRIER_FLAGS.has(String(flag))) : flags,
+    linkinfo: JSON.stringify(linkinfo ?? null)
+      .replace(/"(hello_timer|tcn_timer|topology_change_timer|gc_timer|forward_delay_timer|hold_timer|message_age_timer)":[\d.]+/g, '')
+      .replace(/"state":"(forwarding|disabled|listening|learning|blocking)"/g, ''),
+  }));
 }
 
 describe.skipIf(!netnsAvailable())('serve: DHCPv4 to real clients in fake guests', { timeout: 600_000 }, () => {
