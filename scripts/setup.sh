@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   nftables iproute2 libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   libvirt-dev qemu-system-x86 passt busybox-static dnsmasq udhcpc isc-dhcp-client iperf3 tcpdump
-  libxml2-utils cpio kea-admin containernetworking-plugins
+  libxml2-utils cpio kea-admin containernetworking-plugins file
   g++ make python3
 )
 
@@ -38,5 +38,6 @@ fi
 npm ci
 npm run build
 
-# The tiny e2e test guest (Debian kernel + busybox initramfs) in .cache/guest/; a no-op when already built.
-scripts/build-guest.sh
+# The tiny e2e test guest (Debian kernel + busybox initramfs) in .cache/guest/; a no-op when already built. Only the
+# opt-in `npm run test:e2e` boots it (those tests skip, saying why, without it), so a failed download is not fatal here.
+scripts/build-guest.sh || echo "setup.sh: warning: the e2e guest was not built; npm run test:e2e will skip its guest tests" >&2
