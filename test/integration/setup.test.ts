@@ -85,7 +85,7 @@ async function dump(pod: Netns, options: { ignoreMacOf?: readonly string[] } = {
   };
 }
 
-describe.skipIf(!netnsAvailable())('setup and teardown on a CNI-built pod', { timeout: 600_000 }, () => {
+describe.skipIf(!netnsAvailable())('setup and teardown on a CNI-built pod', { timeout: 1_800_000 }, () => {
   let workDir: string;
   beforeAll(() => {
     workDir = mkdtempSync(join(tmpdir(), 'vna-setup-'));
