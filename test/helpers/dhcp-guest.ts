@@ -8,27 +8,9 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deleteNetns, makeNetns, waitFor, type Netns } from './netns.js';
 
-export const CLI = join(process.cwd(), 'dist/agent/cli.js');
+import { CLI } from './agent-run.js';
 
-export interface AgentRun {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI to completion. */
-export function agent(args: readonly string[], env: Record<string, string> = {}): Promise<AgentRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
+export { agent, type AgentRun } from './agent-run.js';
 
 /** A running `serve`: its pid, its log lines (parsed JSON), and a clean stop. */
 export interface ServeProcess {
