@@ -17,9 +17,13 @@ export const PLAN_INPUT_OPTIONS = {
   phase: { type: 'string' },
   arch: { type: 'string' },
   'mac-policy': { type: 'string' },
+  'spoof-protection': { type: 'boolean' },
 } as const;
 
-export type PlanInputValues = { readonly [K in keyof typeof PLAN_INPUT_OPTIONS]?: string | undefined };
+type PlanOption = typeof PLAN_INPUT_OPTIONS;
+export type PlanInputValues = {
+  readonly [K in keyof PlanOption]?: (PlanOption[K]['type'] extends 'boolean' ? boolean : string) | undefined;
+};
 
 /** Node's names for the architectures KubeVirt runs on. */
 const NODE_ARCH: Readonly<Record<string, Arch>> = { x64: 'amd64', arm64: 'arm64', s390x: 's390x' };
@@ -80,6 +84,8 @@ export interface PlanInputs {
   readonly arch: Arch;
   readonly myPodIp?: string;
   readonly macPolicy?: MacPolicy;
+  /** --spoof-protection: guard every VMI's guests unless its annotation says "false". */
+  readonly spoofProtection?: boolean;
 }
 
 /** Reads and checks the VMI and config files named by the flags (shape errors name the flag and the field). */
@@ -104,5 +110,6 @@ export async function readPlanInputs(values: PlanInputValues, command: string): 
     arch,
     ...(myPodIp !== undefined ? { myPodIp } : {}),
     ...(macPolicy !== undefined ? { macPolicy } : {}),
+    ...(values['spoof-protection'] === true ? { spoofProtection: true } : {}),
   };
 }

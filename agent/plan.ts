@@ -4,6 +4,7 @@ import { bridgeBinding } from '../bindings/bridge.js';
 import { queueCount } from '../bindings/common.js';
 import { masqueradeBinding } from '../bindings/masquerade.js';
 import { renderMasqueradeNft } from '../bindings/masquerade-nft.js';
+import { renderSpoofNft, type SpoofGuard } from '../bindings/spoof-nft.js';
 import { passtBinding } from '../bindings/passt.js';
 import { pluginBinding } from '../bindings/plugin.js';
 import { sriovBinding } from '../bindings/sriov.js';
@@ -15,6 +16,7 @@ import { bridgeName, hashedPodInterfaceName, renamedPodNicName, tapName } from '
 import { assignPodInterfaces, identityFromLink } from './pod-interfaces.js';
 import type { PodState } from './pod-state.js';
 import type { Arch, DomainOperation, LinkStep, NetworkPlan, Phase, Plan, PodIdentity } from './plan-types.js';
+import { spoofGuardFor, spoofProtectionWanted } from './spoof-guard.js';
 import { validateVmi } from './validate.js';
 import { parseVmiObject } from './vmi-shape.js';
 import type { KubeVirtConfig, Vmi, VmiInterface } from './vmi-types.js';
@@ -32,6 +34,8 @@ export interface PlanInput {
   readonly macPolicy?: 'pod' | 'stable';
   /** Original pod interface identities recorded by an earlier setup (state dir), by network name. */
   readonly priorIdentities?: Readonly<Record<string, PodIdentity>>;
+  /** Agent-wide default for anti-spoofing guards (the VMI annotation overrides it). */
+  readonly spoofProtection?: boolean;
 }
 
 /** libvirt's virDomainDeviceModifyFlags. */
@@ -102,6 +106,8 @@ export function computePlan(input: PlanInput): Plan {
   const vmi = defaulted.vmi;
   const errors = validateVmi(vmi, input.config, { phase: input.phase });
   if (errors.length > 0) return emptyPlan(input.phase, input.arch, vmi, errors);
+  const spoofProtection = spoofProtectionWanted(vmi, input.spoofProtection ?? false);
+  if (typeof spoofProtection !== 'boolean') return emptyPlan(input.phase, input.arch, vmi, [spoofProtection]);
 
   const warnings: string[] = [];
   const ctx: PlanContext = {
@@ -240,6 +246,8 @@ export function computePlan(input: PlanInput): Plan {
   const podSysctls: Record<string, string> = {};
   for (const entry of planned) Object.assign(podSysctls, entry.slice.podSysctls);
   const nftInputs = planned.flatMap((entry) => (entry.slice.nft ? [entry.slice.nft] : []));
+  // The guard table is replaced as a whole, so only a phase that plans every network may render it.
+  const guards = spoofProtection && (input.phase === 'start' || input.phase === 'migration-target') ? spoofGuards(networkPlans, warnings) : null;
   return {
     errors: [],
     vmi: vmiRef(vmi),
@@ -247,7 +255,7 @@ export function computePlan(input: PlanInput): Plan {
     arch: input.arch,
     networks: networkPlans,
     sysctls: podSysctls,
-    nftables: renderNft(nftInputs),
+    nftables: renderNft(nftInputs, guards),
     domain: {
       interfaces: interfacesXml,
       hostdevs: hostdevsXml,
@@ -258,8 +266,20 @@ export function computePlan(input: PlanInput): Plan {
   };
 }
 
-function renderNft(inputs: readonly MasqueradeNftInput[]): string | null {
-  if (inputs.length === 0) return null;
-  return inputs.map(renderMasqueradeNft).join('\n');
+function spoofGuards(networks: readonly NetworkPlan[], warnings: string[]): SpoofGuard[] {
+  const guards: SpoofGuard[] = [];
+  for (const network of networks) {
+    const guard = spoofGuardFor(network);
+    if (typeof guard === 'string') warnings.push(guard);
+    else guards.push(guard);
+  }
+  return guards;
+}
+
+/** Masquerade NAT rules, then the anti-spoofing table (null guards: protection off): one transaction. */
+function renderNft(inputs: readonly MasqueradeNftInput[], guards: readonly SpoofGuard[] | null): string | null {
+  const texts = inputs.map(renderMasqueradeNft);
+  if (guards !== null) texts.push(renderSpoofNft(guards));
+  return texts.length === 0 ? null : texts.join('\n');
 }
 

@@ -9,8 +9,9 @@ import type { KernelAction } from './kernel-actions.js';
 import { computePlan, type PlanInput } from './plan.js';
 import type { Plan, PodIdentity } from './plan-types.js';
 import { plannedSysctlNames, reconcile } from './reconcile.js';
-import { natTablesListing, nftFamiliesOf, takeSnapshot } from './snapshot.js';
-import type { AgentState, NetworkState } from './state-dir.js';
+import { nftFamiliesOf, ourTablesListing, takeSnapshot } from './snapshot.js';
+import { renderSpoofNftTeardown } from '../bindings/spoof-nft.js';
+import type { AgentState, NetworkState, NftTableFamily } from './state-dir.js';
 import { StateDir } from './state-dir.js';
 import { teardownActions } from './teardown-plan.js';
 import { parseVmiObject } from './vmi-shape.js';
@@ -51,7 +52,7 @@ function stateBeforeApply(
   prior: AgentState | null,
   podLinks: readonly { name: string; index: number }[],
   sysctlsNow: Readonly<Record<string, string | null>>,
-  nftTablesNow: readonly ('ip' | 'ip6')[],
+  nftTablesNow: readonly NftTableFamily[],
 ): AgentState {
   const networks: Record<string, NetworkState> = { ...(prior?.networks ?? {}) };
   for (const network of plan.networks) {
@@ -88,6 +89,15 @@ function stateBeforeApply(
   return { version: 1, vmi: plan.vmi ?? { name: '', namespace: '', uid: '' }, networks, sysctlsBefore, nft };
 }
 
+/**
+ * The plan with an anti-spoofing table that an earlier setup created but this plan no longer wants (protection turned
+ * off) removed in the same transaction, so nothing of ours is left behind and teardown still knows the table.
+ */
+function withStaleSpoofTableRemoved(plan: Plan, prior: AgentState | null): Plan {
+  if (plan.errors.length > 0 || !prior?.nft?.families.includes('bridge') || nftFamiliesOf(plan.nftables).includes('bridge')) return plan;
+  return { ...plan, nftables: `${plan.nftables ?? ''}${renderSpoofNftTeardown()}` };
+}
+
 function existingNatTables(listing: string): ('ip' | 'ip6')[] {
   return (['ip', 'ip6'] as const).filter((family) => new RegExp(`^table ${family} nat `, 'm').test(listing));
 }
@@ -98,7 +108,7 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
   try {
     const prior = stateDir.read();
     const pod = await discoverPodState(driver, request.discover);
-    const plan = computePlan({ ...request, pod, priorIdentities: priorIdentities(prior) });
+    const plan = withStaleSpoofTableRemoved(computePlan({ ...request, pod, priorIdentities: priorIdentities(prior) }), prior);
     if (plan.errors.length > 0) return { plan, actions: [], writes: 0 };
     const snapshot = await takeSnapshot(driver, plannedSysctlNames(plan), plan.nftables, prior);
     const needsKeeper = plan.networks.some((network) => network.links.some((step) => step.kind === 'dummy' && step.op === 'create'));
@@ -120,7 +130,7 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
     });
     await executeActions(counting, actions);
     if (state.nft && actions.some((action) => action.do === 'apply-nft')) {
-      const listing = natTablesListing(await driver.nftList(), state.nft.families);
+      const listing = ourTablesListing(await driver.nftList(), state.nft.families);
       stateDir.write({ ...state, nft: { ...state.nft, listing } });
     }
     return { plan, actions, writes };

@@ -1,28 +1,31 @@
 // Reads the kernel state the reconcile step compares against (links, addresses, routes, sysctls, our nft tables).
 import type { KernelDriver } from './drivers/kernel.js';
 import type { KernelSnapshot } from './reconcile.js';
-import type { AgentState } from './state-dir.js';
+import { SPOOF_TABLE } from '../bindings/spoof-nft.js';
+import type { AgentState, NftTableFamily } from './state-dir.js';
 
 /** /proc/sys prints multi-value sysctls with tabs ("107\t107"); the plan writes them with one space. */
 export function normalizeSysctl(value: string | null): string | null {
   return value === null ? null : value.trim().split(/\s+/).join(' ');
 }
 
-/** `nft list ruleset` without the counters that traffic changes, restricted to our families' nat tables. */
-export function natTablesListing(ruleset: string, families: readonly string[]): string {
+/** The table of ours in each family: the shared nat tables, and the anti-spoofing table in the bridge family. */
+export function ourTable(family: NftTableFamily): string {
+  return family === 'bridge' ? SPOOF_TABLE : 'nat';
+}
+
+/** `nft list ruleset` without the counters that traffic changes, restricted to our tables of these families. */
+export function ourTablesListing(ruleset: string, families: readonly NftTableFamily[]): string {
   const blocks = ruleset.split(/^(?=table )/m);
   return blocks
-    .filter((block) => families.some((family) => block.startsWith(`table ${family} nat `)))
+    .filter((block) => families.some((family) => block.startsWith(`table ${family} ${ourTable(family)} `)))
     .map((block) => block.replace(/counter packets \d+ bytes \d+/g, 'counter').trimEnd())
     .join('\n');
 }
 
-export function nftFamiliesOf(nftText: string | null): ('ip' | 'ip6')[] {
+export function nftFamiliesOf(nftText: string | null): NftTableFamily[] {
   if (nftText === null) return [];
-  const families: ('ip' | 'ip6')[] = [];
-  if (/^add table ip nat$/m.test(nftText)) families.push('ip');
-  if (/^add table ip6 nat$/m.test(nftText)) families.push('ip6');
-  return families;
+  return (['ip', 'ip6', 'bridge'] as const).filter((family) => nftText.split('\n').includes(`add table ${family} ${ourTable(family)}`));
 }
 
 export async function takeSnapshot(
@@ -38,7 +41,7 @@ export async function takeSnapshot(
   const sysctls: Record<string, string | null> = {};
   for (const name of sysctlNames) sysctls[name] = normalizeSysctl(driver.readSysctl(name));
   const families = nftFamiliesOf(nftText ?? state?.nft?.text ?? null);
-  const nftListing = families.length > 0 ? natTablesListing(await driver.nftList(), families) : '';
+  const nftListing = families.length > 0 ? ourTablesListing(await driver.nftList(), families) : '';
   const nftUpToDate = nftText !== null && state?.nft?.text === nftText && state.nft.listing !== null && state.nft.listing === nftListing;
   return { links, addresses, routes, sysctls, nftUpToDate, nftListing };
 }

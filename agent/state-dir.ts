@@ -26,6 +26,8 @@ export interface NetworkState {
   readonly dhcpv6?: DhcpV6Plan | null;
 }
 
+export type NftTableFamily = 'ip' | 'ip6' | 'bridge';
+
 export interface AgentState {
   readonly version: 1;
   readonly vmi: { readonly name: string; readonly namespace: string; readonly uid: string };
@@ -39,8 +41,10 @@ export interface AgentState {
     readonly text: string;
     /** null until the ruleset has been applied (a crash in between must not look like "up to date"). */
     readonly listing: string | null;
-    readonly families: readonly ('ip' | 'ip6')[];
-    readonly tablesBefore: readonly ('ip' | 'ip6')[];
+    /** Our tables: ip/ip6 are the (shared) `nat` tables, bridge is the anti-spoofing table we own outright. */
+    readonly families: readonly NftTableFamily[];
+    /** Which shared nat tables existed before setup (never includes bridge). */
+    readonly tablesBefore: readonly NftTableFamily[];
   } | null;
 }
 

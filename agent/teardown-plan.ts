@@ -2,6 +2,7 @@
 import { formatCidr, networkOf, parseCidr } from './ip.js';
 import type { KernelAction } from './kernel-actions.js';
 import { renderMasqueradeNftTeardown } from '../bindings/masquerade-nft.js';
+import { renderSpoofNftTeardown } from '../bindings/spoof-nft.js';
 import { isKernelManagedAddress, type KernelSnapshot } from './reconcile.js';
 import type { AgentState, NetworkState } from './state-dir.js';
 
@@ -70,7 +71,9 @@ export function teardownActions(state: AgentState, snapshot: KernelSnapshot): Ke
   }
   if (state.nft) {
     const texts = state.nft.families.map((family) =>
-      state.nft?.tablesBefore.includes(family)
+      family === 'bridge'
+        ? renderSpoofNftTeardown()
+        : state.nft?.tablesBefore.includes(family)
         ? renderMasqueradeNftTeardown(family === 'ip' ? { ipv4: STUB_V4, ipv6: null } : { ipv4: null, ipv6: STUB_V6 })
         : `add table ${family} nat\ndelete table ${family} nat\n`,
     );

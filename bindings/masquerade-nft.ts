@@ -255,7 +255,7 @@ function checkIp(ip: string, version: 4 | 6, what: string): string {
 }
 
 /** Linux IFNAMSIZ is 16 (15 chars); no '/', whitespace, quotes or control characters. */
-function quoteIfname(name: string, what: string): string {
+export function quoteIfname(name: string, what: string): string {
   if (name.length === 0 || name.length > 15 || !/^[A-Za-z0-9_.:@+-]+$/.test(name)) {
     throw new RangeError(`masquerade nft: ${what} ${JSON.stringify(name)} is not a valid interface name`);
   }

@@ -10,6 +10,8 @@ export interface NftRule {
   readonly chain: string;
   readonly handle: number;
   readonly expr: readonly NftExpr[];
+  /** The rule's `comment`, if any (the anti-spoofing rules say what they drop). */
+  readonly comment?: string;
 }
 
 export interface NftChain {
@@ -77,7 +79,15 @@ export function parseNftJson(text: string, source = 'nft -j list ruleset'): NftR
       const chainName = str(rule['chain']) ?? '';
       const entry = chains.get(key(family, table, chainName));
       const expr = Array.isArray(rule['expr']) ? (rule['expr'] as unknown[]).filter(isObject) : [];
-      const parsed: NftRule = { family, table, chain: chainName, handle: typeof rule['handle'] === 'number' ? rule['handle'] : 0, expr };
+      const comment = str(rule['comment']);
+      const parsed: NftRule = {
+        family,
+        table,
+        chain: chainName,
+        handle: typeof rule['handle'] === 'number' ? rule['handle'] : 0,
+        expr,
+        ...(comment !== null ? { comment } : {}),
+      };
       if (entry) entry.rules.push(parsed);
     }
   }

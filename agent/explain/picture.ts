@@ -4,6 +4,7 @@ import type { DhcpV4Plan } from '../plan-types.js';
 import { decodeIPv4List, decodeUInt, fromHex } from '../../dhcp/options.js';
 import type { NftRuleset } from './nft-json.js';
 import { renderRule, ruleCounter } from './nft-json.js';
+import { SPOOF_TABLE } from '../../bindings/spoof-nft.js';
 
 /** One network as setup recorded it (state dir) or as found live. */
 export interface PictureNetwork {
@@ -78,6 +79,20 @@ function natLines(input: PictureInput, network: PictureNetwork): string[] {
   return lines.length > 0 ? lines : ['       │   NO NAT RULES (inbound connections will not reach the guest)'];
 }
 
+/** The anti-spoofing rules on the guest's tap, each with what it drops and how many packets it dropped so far. */
+function guardLines(input: PictureInput, network: PictureNetwork): string[] {
+  if (input.ruleset === null || network.tap === null) return [];
+  const rules = input.ruleset.chains
+    .filter((chain) => chain.family === 'bridge' && chain.table === SPOOF_TABLE)
+    .flatMap((chain) => chain.rules)
+    .filter((rule) => rule.comment !== undefined && renderRule(rule).includes(`"${network.tap}"`));
+  if (rules.length === 0) return ['       │ spoof guard: off'];
+  return [
+    '       │ spoof guard (drops what the guest sends from another address):',
+    ...rules.map((rule) => `       │   ${(rule.comment ?? '').replace(/^spoof [^:]*: /, '').padEnd(16)} ${ruleCounter(rule) ?? 0} dropped`),
+  ];
+}
+
 export function renderPicture(input: PictureInput): string {
   const out: string[] = [];
   for (const n of input.networks) {
@@ -85,6 +100,7 @@ export function renderPicture(input: PictureInput): string {
     const lease = n.dhcp !== null ? `DHCP offers ${describeLease(n.dhcp)}` : n.guestAddress !== null ? `expected address ${n.guestAddress} (pass --vmi for the full lease plan)` : 'no DHCP';
     out.push(`  guest           mac ${n.guestMac ?? '?'}  ${lease}`);
     out.push('       │');
+    out.push(...guardLines(input, n));
     out.push(linkLine(input, n.tap, 'tap, opened by qemu'));
     out.push('       │');
     out.push(linkLine(input, n.bridge, 'in-pod bridge'));

@@ -1,14 +1,15 @@
 // Masquerade data path with a fake guest on a dual-stack CNI-built pod: outbound connections leave source-NATed to the
 // pod IP (IPv4 and IPv6); inside the pod 127.0.0.1 on a listed port reaches the guest (nft output DNAT + SNAT to the
 // bridge address) while an unlisted port does not; ::1 cannot (no IPv6 route_localnet, as in KubeVirt).
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { agent, setupSummary } from '../helpers/agent-run.js';
-import { deleteNetns, makeNetns, netnsAvailable, waitFor, type Netns } from '../helpers/netns.js';
+import { deleteNetns, makeNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
+import { probe, probeUntil, startServer } from '../helpers/tcp.js';
 
 const VMI = `apiVersion: kubevirt.io/v1
 kind: VirtualMachineInstance
@@ -30,39 +31,6 @@ spec:
 status:
   migrationTransport: Unix
 `;
-
-/** A TCP server in `ns` on each port that answers "<label>:<port> from <peer address>" and closes. */
-async function startServer(ns: Netns, label: string, ports: readonly number[]): Promise<ChildProcessWithoutNullStreams> {
-  const script =
-    `const net=require('net');for(const p of ${JSON.stringify(ports)})` +
-    `net.createServer(s=>s.end('${label}:'+p+' from '+s.remoteAddress.replace(/^::ffff:/,''))).listen({port:p,host:'::'},()=>console.log('ready '+p));`;
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script]);
-  await new Promise<void>((resolve, reject) => {
-    let ready = 0;
-    child.stdout.on('data', (chunk: Buffer) => {
-      ready += chunk.toString().split('ready').length - 1;
-      if (ready >= ports.length) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`${label} server exited ${String(code)}`)));
-  });
-  return child;
-}
-
-/** Connects from `ns` to host:port; the server's answer, or the error code (ECONNREFUSED, TIMEOUT …). */
-async function probe(ns: Netns, host: string, port: number, timeoutMs = 15_000): Promise<string> {
-  const script =
-    `const s=require('net').connect(${port},'${host}');let d='';s.on('data',c=>d+=c);s.on('end',()=>{console.log(d);process.exit(0)});` +
-    `s.on('error',e=>{console.log(e.code);process.exit(0)});setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},${timeoutMs});`;
-  return (await ns.exec([process.execPath, '-e', script])).stdout.trim();
-}
-
-async function probeUntil(ns: Netns, host: string, port: number, expected: string): Promise<string> {
-  let last = '';
-  await waitFor(async () => (last = await probe(ns, host, port)) === expected, { timeoutMs: 60_000, intervalMs: 500, what: `${host}:${port} to answer` }).catch(
-    () => undefined,
-  );
-  return last;
-}
 
 describe.skipIf(!netnsAvailable())('masquerade data path (dual stack)', { timeout: 600_000 }, () => {
   let cni: CniPod;
@@ -119,7 +87,7 @@ describe.skipIf(!netnsAvailable())('masquerade data path (dual stack)', { timeou
     // de-NATed back to ::1, arrives on k6t-eth0 and the kernel drops a loopback destination on a non-loopback device.
     // The rule matches (its counter moves) and the connection times out; a change here means the kernel or the
     // ruleset changed, and the known limitation should be revisited (README, "Differences from KubeVirt").
-    expect(await probe(cni.pod, '::1', 80, 3000)).toBe('TIMEOUT');
+    expect(await probe(cni.pod, '::1', 80, { timeoutMs: 3000 })).toBe('TIMEOUT');
     const output = (await cni.pod.execOk(['nft', 'list', 'chain', 'ip6', 'nat', 'output'])).stdout;
     const hits = /ip6 daddr ::1 tcp dport 80 counter packets (\d+)/.exec(output);
     expect(hits, output).not.toBeNull();
