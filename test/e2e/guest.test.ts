@@ -214,12 +214,12 @@ describe.skipIf(skipReason !== null)(`tiny guest under libvirt in an agent-plumb
       expect(ping.fields['gw']).toBe('10.0.2.1');
       expect(ping.words).toContain('ok');
       const fetch = await waitForGuestLine(s.consoleFile, (l) => l.kind === 'FETCH', 'the guest fetching from the node', BOOT_TIMEOUT_MS);
-      expect(fetch.words[0]).toBe('ok');
+      expect(fetch.raw).toContain('FETCH ok'); // the whole line on failure: url, tries, wget's error
       expect(fetch.fields['body']).toBe('hello-from-node');
       // Inbound: the node reaches the guest's httpd through the pod IP's forwarded port 80.
       let body = '';
       await waitFor(async () => {
-        const r = await s.cni!.node.exec(['busybox', 'wget', '-q', '-T', '5', '-O', '-', `http://${podIp}:80/`], { timeoutMs: 20_000 });
+        const r = await s.cni!.node.exec(['busybox', 'timeout', '10', 'busybox', 'wget', '-q', '-O', '-', `http://${podIp}:80/`], { timeoutMs: 20_000 });
         body = r.stdout.trim();
         return body === 'hello-from-guest';
       }, { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 1000, what: `http://${podIp}:80/ answered by the guest` });

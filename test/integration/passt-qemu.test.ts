@@ -94,7 +94,7 @@ describe.skipIf(process.env['VNA_E2E'] !== '1' || !netnsAvailable() || !haveGues
     // The node reaches the guest's httpd through passt's forwarded port 8080 on the pod IP.
     let body = '';
     await waitFor(async () => {
-      const r = await cni!.node.exec(['busybox', 'wget', '-q', '-T', '3', '-O', '-', `http://${podIp}:8080/`], { timeoutMs: 20_000 });
+      const r = await cni!.node.exec(['busybox', 'timeout', '10', 'busybox', 'wget', '-q', '-O', '-', `http://${podIp}:8080/`], { timeoutMs: 20_000 });
       body = r.stdout;
       return r.code === 0;
     }, { timeoutMs: 120_000, intervalMs: 1_000, what: 'the guest httpd through the forwarded port' });
