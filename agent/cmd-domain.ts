@@ -1,7 +1,7 @@
 // The `domain` subcommand: merges the planned <interface>/<hostdev>/<memoryBacking> into a domain XML and optionally defines it in libvirt.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { mergeDevices } from '../domain/domain-xml.js';
+import { listDomainInterfaces, mergeDevices } from '../domain/domain-xml.js';
 import { unsupportedDevices } from '../domain/libvirt-capabilities.js';
 import { connectLibvirt, type LibvirtVersion } from '../domain/libvirt-client.js';
 import type { Command } from './cli.js';
@@ -10,8 +10,9 @@ import { createNetlinkDriver } from './drivers/netlink-driver.js';
 import { AgentError, InputError, PlanError } from './errors.js';
 import { readPodState, readTextFile } from './input.js';
 import { enterNetns } from './netns.js';
+import { attachPasstByStream, passtAttachmentFor, toUserPasst, type PasstAttachment } from './passt/domain-form.js';
 import type { Plan, PodIdentity } from './plan-types.js';
-import { PLAN_INPUT_OPTIONS, readPlanInputs, rejectRepeatedFlags, required, type PlanInputs } from './plan-flags.js';
+import { oneOf, PLAN_INPUT_OPTIONS, readPlanInputs, rejectRepeatedFlags, required, type PlanInputs } from './plan-flags.js';
 import type { PodState } from './pod-state.js';
 import { POD_TARGET_OPTIONS, POD_TARGET_USAGE, podTargetFromFlags, type PodTargetValues } from './pod-target.js';
 import { vmiKey } from './setup.js';
@@ -25,12 +26,15 @@ const OPTIONS = {
   'state-dir': { type: 'string' },
   define: { type: 'string' },
   'libvirt-version': { type: 'string' },
+  'passt-form': { type: 'string' },
+  'passt-socket': { type: 'string' },
   out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 const USAGE = `Usage: virt-net-agent domain --vmi FILE --in DOMAIN.xml [--pod FILE | --netns PATH | --pid PID]
                             [--state-dir DIR] [--define URI | --libvirt-version X.Y] [--out FILE]
+                            [--passt-form FORM [--passt-socket PATH]]
                             [--kubevirt-config FILE] [--arch ARCH] [--mac-policy POLICY]
 
 Merges the planned devices into a domain XML: each <interface>/<hostdev> replaces the one with the same
@@ -44,6 +48,11 @@ else (unknown elements, comments, the qemu namespace, <qemu:commandline>) is kep
   --state-dir DIR         where setup recorded the pod interfaces' identities (default ${DEFAULT_STATE_ROOT})
   --define URI            define the result in libvirt (e.g. qemu:///system, qemu:///system?socket=PATH)
   --libvirt-version X.Y   check the devices against this libvirt version without connecting
+  --passt-form FORM       how a passtBinding interface attaches: vhostuser (default, KubeVirt's form, libvirt
+                          >= 11.1), user (type='user' + passt backend, libvirt 9.1-11.0), stream (agent-managed
+                          passt through qemu -netdev stream, any libvirt; needs --passt-socket), or auto (by the
+                          libvirt version of --define/--libvirt-version)
+  --passt-socket PATH     the socket of "virt-net-agent passt" (stream form)
   --out FILE              write the XML here instead of stdout
 ${POD_TARGET_USAGE}
 
@@ -79,8 +88,41 @@ export function parseVersionFlag(text: string): LibvirtVersion {
 
 /** Refuses, in one line per interface, what this libvirt cannot run (exit 3). */
 export function assertSupported(plan: Plan, version: LibvirtVersion): void {
-  const problems = unsupportedDevices(plan.domain.interfaces, version);
+  assertInterfacesSupported(plan.domain.interfaces, version);
+}
+
+function assertInterfacesSupported(interfacesXml: readonly string[], version: LibvirtVersion): void {
+  const problems = unsupportedDevices(interfacesXml, version);
   if (problems.length > 0) throw new PlanError('libvirt', problems.join('; '));
+}
+
+const PASST_FORMS = ['vhostuser', 'user', 'stream', 'auto'] as const;
+
+/** The passt attachment for --passt-form (auto: by the libvirt version). */
+function passtFormFor(flag: (typeof PASST_FORMS)[number], version: LibvirtVersion | undefined): PasstAttachment {
+  if (flag === 'stream') return 'agent-stream';
+  if (flag !== 'auto') return flag;
+  if (version === undefined) throw new InputError('--passt-form', 'auto needs the libvirt version: give --define URI or --libvirt-version X.Y');
+  return passtAttachmentFor(version);
+}
+
+/** The merged domain in the chosen passt form; only the agent's own interfaces (alias ua-*) are version-checked. */
+function inPasstForm(merged: string, form: PasstAttachment, socket: string | undefined, version: LibvirtVersion | undefined): string {
+  let out = merged;
+  if (form === 'user') out = toUserPasst(merged);
+  if (form === 'agent-stream') {
+    if (socket === undefined) {
+      throw new PlanError('libvirt', 'passt through -netdev stream needs the socket of "virt-net-agent passt": pass --passt-socket PATH');
+    }
+    out = attachPasstByStream(merged, socket);
+  }
+  if (version !== undefined) {
+    assertInterfacesSupported(
+      listDomainInterfaces(out).filter((i) => i.alias?.startsWith('ua-') === true).map((i) => i.xml),
+      version,
+    );
+  }
+  return out;
 }
 
 export function printPlanErrors(plan: Plan): boolean {
@@ -108,12 +150,15 @@ async function run(args: readonly string[]): Promise<number> {
     throw new InputError('--libvirt-version', 'give either --define (reads the version) or --libvirt-version, not both');
   }
   const offlineVersion = values['libvirt-version'] !== undefined ? parseVersionFlag(values['libvirt-version']) : undefined;
+  const passtFlag = oneOf(values['passt-form'], '--passt-form', PASST_FORMS) ?? 'vhostuser';
+  if (values['passt-socket'] !== undefined && passtFlag !== 'stream' && passtFlag !== 'auto') {
+    throw new InputError('--passt-socket', 'only used with --passt-form stream or auto');
+  }
   const inputs = await readPlanInputs(values, 'domain');
   const baseXml = await readTextFile(inPath, '--in');
   const pod = values.pod !== undefined ? await readPodState(values.pod, '--pod') : await discoverPod(values);
   const plan = await planFor(inputs, pod, values['state-dir'] ?? DEFAULT_STATE_ROOT, baseXml);
   if (printPlanErrors(plan)) return 2;
-  if (offlineVersion) assertSupported(plan, offlineVersion);
 
   let merged: string;
   try {
@@ -125,12 +170,15 @@ async function run(args: readonly string[]): Promise<number> {
   if (values.define !== undefined) {
     const client = await connectLibvirt(values.define);
     try {
-      assertSupported(plan, await client.libVersion());
+      const version = await client.libVersion();
+      merged = inPasstForm(merged, passtFormFor(passtFlag, version), values['passt-socket'], version);
       const domain = await client.defineXml(merged);
       process.stderr.write(`virt-net-agent: defined domain ${domain.name} on ${values.define}\n`);
     } finally {
       await client.close();
     }
+  } else {
+    merged = inPasstForm(merged, passtFormFor(passtFlag, offlineVersion), values['passt-socket'], offlineVersion);
   }
   if (values.out !== undefined) writeFileSync(values.out, merged);
   else process.stdout.write(`${merged}\n`);

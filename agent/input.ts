@@ -1,7 +1,6 @@
 // Reading the agent's input documents (VMI, pod state, KubeVirt config, domain XML) from files or stdin, with one-line errors.
 import { readFile } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
-import { isScalar, parseAllDocuments } from 'yaml';
 import { InputError } from './errors.js';
 import type { DeviceInfo, MultusNetworkStatus, NetworkInfo, PodInterface, PodRoute, PodState } from './pod-state.js';
 
@@ -107,6 +106,8 @@ export async function readDocument(path: string, field: string): Promise<unknown
   }
 
   const language = path.toLowerCase().endsWith('.json') ? 'JSON' : 'YAML';
+  // Loaded only for YAML: JSON input (what virt-handler passes) starts without the YAML parser.
+  const { isScalar, parseAllDocuments } = await import('yaml');
   const docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   for (const doc of docs) {
     const first = doc.errors[0];

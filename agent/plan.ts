@@ -36,6 +36,11 @@ export interface PlanInput {
   readonly priorIdentities?: Readonly<Record<string, PodIdentity>>;
   /** Agent-wide default for anti-spoofing guards (the VMI annotation overrides it). */
   readonly spoofProtection?: boolean;
+  /**
+   * Render the libvirt part (`domain`: interface/hostdev XML, device operations)? Default true. `setup` and
+   * `teardown` only plumb the pod, so they skip it and start without loading the XML library.
+   */
+  readonly renderDomain?: boolean;
 }
 
 /** libvirt's virDomainDeviceModifyFlags. */
@@ -58,7 +63,7 @@ function emptyPlan(phase: Phase, arch: Arch, vmi: Vmi | null, errors: Plan['erro
     networks: [],
     sysctls: {},
     nftables: null,
-    domain: { interfaces: [], hostdevs: [], memoryBacking: null, operations: [] },
+    domain: emptyDomainPlan(),
     warnings: [],
   };
 }
@@ -224,6 +229,32 @@ export function computePlan(input: PlanInput): Plan {
     });
   });
 
+  const domain = input.renderDomain === false ? emptyDomainPlan() : domainPlan(planned, changes, input);
+
+  const podSysctls: Record<string, string> = {};
+  for (const entry of planned) Object.assign(podSysctls, entry.slice.podSysctls);
+  const nftInputs = planned.flatMap((entry) => (entry.slice.nft ? [entry.slice.nft] : []));
+  // The guard table is replaced as a whole, so only a phase that plans every network may render it.
+  const guards = spoofProtection && (input.phase === 'start' || input.phase === 'migration-target') ? spoofGuards(networkPlans, warnings) : null;
+  return {
+    errors: [],
+    vmi: vmiRef(vmi),
+    phase: input.phase,
+    arch: input.arch,
+    networks: networkPlans,
+    sysctls: podSysctls,
+    nftables: renderNft(nftInputs, guards),
+    domain,
+    warnings,
+  };
+}
+
+function emptyDomainPlan(): Plan['domain'] {
+  return { interfaces: [], hostdevs: [], memoryBacking: null, operations: [] };
+}
+
+/** The libvirt side of the plan: `<interface>`/`<hostdev>` XML in spec order and the device operations of this phase. */
+function domainPlan(planned: readonly Planned[], changes: readonly RunningDeviceChange[], input: PlanInput): Plan['domain'] {
   const interfacesXml = planned.flatMap((entry) => (entry.slice.domainInterface ? [renderInterface(entry.slice.domainInterface)] : []));
   const hostdevsXml = planned.flatMap((entry) => (entry.slice.hostdev ? [renderHostdev(entry.slice.hostdev)] : []));
   const operations: DomainOperation[] = changes.map((change) => ({
@@ -242,27 +273,11 @@ export function computePlan(input: PlanInput): Plan {
       if (xml) operations.push({ op: 'attach', network: entry.iface.name, ...AFFECT_LIVE_AND_CONFIG, xml });
     }
   }
-
-  const podSysctls: Record<string, string> = {};
-  for (const entry of planned) Object.assign(podSysctls, entry.slice.podSysctls);
-  const nftInputs = planned.flatMap((entry) => (entry.slice.nft ? [entry.slice.nft] : []));
-  // The guard table is replaced as a whole, so only a phase that plans every network may render it.
-  const guards = spoofProtection && (input.phase === 'start' || input.phase === 'migration-target') ? spoofGuards(networkPlans, warnings) : null;
   return {
-    errors: [],
-    vmi: vmiRef(vmi),
-    phase: input.phase,
-    arch: input.arch,
-    networks: networkPlans,
-    sysctls: podSysctls,
-    nftables: renderNft(nftInputs, guards),
-    domain: {
-      interfaces: interfacesXml,
-      hostdevs: hostdevsXml,
-      memoryBacking: planned.some((entry) => entry.slice.needsSharedMemory) ? memoryBackingXml(input.arch) : null,
-      operations,
-    },
-    warnings,
+    interfaces: interfacesXml,
+    hostdevs: hostdevsXml,
+    memoryBacking: planned.some((entry) => entry.slice.needsSharedMemory) ? memoryBackingXml(input.arch) : null,
+    operations,
   };
 }
 

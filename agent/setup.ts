@@ -9,7 +9,7 @@ import type { KernelAction } from './kernel-actions.js';
 import { computePlan, type PlanInput } from './plan.js';
 import type { Plan, PodIdentity } from './plan-types.js';
 import { plannedSysctlNames, reconcile } from './reconcile.js';
-import { nftFamiliesOf, ourTablesListing, takeSnapshot } from './snapshot.js';
+import { nftFamiliesOf, takeSnapshot } from './snapshot.js';
 import { renderSpoofNftTeardown } from '../bindings/spoof-nft.js';
 import type { AgentState, NetworkState, NftTableFamily } from './state-dir.js';
 import { StateDir } from './state-dir.js';
@@ -83,6 +83,7 @@ function stateBeforeApply(
       : {
           text: prior?.nft?.text === plan.nftables ? prior.nft.text : plan.nftables,
           listing: prior?.nft?.text === plan.nftables ? prior.nft.listing : null,
+          applied: prior?.nft?.text === plan.nftables ? (prior.nft.applied ?? prior.nft.listing !== null) : false,
           families,
           tablesBefore: prior?.nft?.tablesBefore ?? families.filter((family) => nftTablesNow.includes(family)),
         };
@@ -108,7 +109,7 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
   try {
     const prior = stateDir.read();
     const pod = await discoverPodState(driver, request.discover);
-    const plan = withStaleSpoofTableRemoved(computePlan({ ...request, pod, priorIdentities: priorIdentities(prior) }), prior);
+    const plan = withStaleSpoofTableRemoved(computePlan({ ...request, pod, priorIdentities: priorIdentities(prior), renderDomain: false }), prior);
     if (plan.errors.length > 0) return { plan, actions: [], writes: 0 };
     const snapshot = await takeSnapshot(driver, plannedSysctlNames(plan), plan.nftables, prior);
     const needsKeeper = plan.networks.some((network) => network.links.some((step) => step.kind === 'dummy' && step.op === 'create'));
@@ -116,7 +117,7 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
     const actions = reconcile(plan, snapshot, { dummySupported });
     if (request.dryRun) return { plan, actions, writes: 0 };
 
-    const fullListing = plan.nftables !== null && !prior?.nft ? await driver.nftList() : '';
+    const fullListing = plan.nftables !== null && !prior?.nft ? (snapshot.nftRuleset ?? '') : '';
     const state = {
       ...stateBeforeApply(plan, prior, snapshot.links, snapshot.sysctls, existingNatTables(fullListing)),
       ...(needsKeeper || prior?.dummySupported !== undefined ? { dummySupported } : {}),
@@ -130,8 +131,10 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
     });
     await executeActions(counting, actions);
     if (state.nft && actions.some((action) => action.do === 'apply-nft')) {
-      const listing = ourTablesListing(await driver.nftList(), state.nft.families);
-      stateDir.write({ ...state, nft: { ...state.nft, listing } });
+      // No listing now (one more nft process): the next run records the one it takes anyway.
+      stateDir.write({ ...state, nft: { ...state.nft, listing: null, applied: true } });
+    } else if (state.nft && state.nft.listing === null && snapshot.nftUpToDate) {
+      stateDir.write({ ...state, nft: { ...state.nft, listing: snapshot.nftListing } });
     }
     return { plan, actions, writes };
   } finally {

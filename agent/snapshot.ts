@@ -33,7 +33,7 @@ export async function takeSnapshot(
   sysctlNames: readonly string[],
   nftText: string | null,
   state: AgentState | null,
-): Promise<KernelSnapshot & { nftListing: string }> {
+): Promise<KernelSnapshot & { nftListing: string; nftRuleset: string | null }> {
   // One netlink socket answers one dump at a time: these must not run concurrently.
   const links = await driver.listLinks();
   const addresses = await driver.listAddresses();
@@ -41,7 +41,13 @@ export async function takeSnapshot(
   const sysctls: Record<string, string | null> = {};
   for (const name of sysctlNames) sysctls[name] = normalizeSysctl(driver.readSysctl(name));
   const families = nftFamiliesOf(nftText ?? state?.nft?.text ?? null);
-  const nftListing = families.length > 0 ? ourTablesListing(await driver.nftList(), families) : '';
-  const nftUpToDate = nftText !== null && state?.nft?.text === nftText && state.nft.listing !== null && state.nft.listing === nftListing;
-  return { links, addresses, routes, sysctls, nftUpToDate, nftListing };
+  // One `nft list ruleset` per run at most: spawning nft is most of what setup costs.
+  const nftRuleset = families.length > 0 ? await driver.nftList() : null;
+  const nftListing = nftRuleset === null ? '' : ourTablesListing(nftRuleset, families);
+  const recorded = state?.nft;
+  const nftUpToDate =
+    nftText !== null &&
+    recorded?.text === nftText &&
+    (recorded.listing !== null ? recorded.listing === nftListing : recorded.applied === true);
+  return { links, addresses, routes, sysctls, nftUpToDate, nftListing, nftRuleset };
 }

@@ -39,8 +39,14 @@ export interface AgentState {
   /** The nftables ruleset applied, its stateless listing right after, and which nat tables existed before. */
   readonly nft: {
     readonly text: string;
-    /** null until the ruleset has been applied (a crash in between must not look like "up to date"). */
+    /**
+     * Our tables as `nft list` printed them (counters stripped) once the text was applied: what the next run compares
+     * against. Recorded by the first run that finds the applied text in place (setup does not spawn a listing right
+     * after its own `nft -f`); null until then.
+     */
     readonly listing: string | null;
+    /** `nft -f` of this text succeeded (a crash before that must not look like "up to date"). */
+    readonly applied?: boolean;
     /** Our tables: ip/ip6 are the (shared) `nat` tables, bridge is the anti-spoofing table we own outright. */
     readonly families: readonly NftTableFamily[];
     /** Which shared nat tables existed before setup (never includes bridge). */

@@ -1,6 +1,6 @@
 // Reads a libvirt domain XML (interfaces, hostdevs) and merges rendered device fragments into it, keeping unknown elements and the qemu namespace.
 
-import { builder, create } from 'xmlbuilder2';
+import { builder, create } from './xml.js';
 import type { PciAddress } from './interface-spec.js';
 
 type Builder = ReturnType<typeof create>;

@@ -1,6 +1,6 @@
 // Renders DomainInterfaceSpec / HostdevSpec / the passt memoryBacking as compact libvirt XML fragments (xmlbuilder2, KubeVirt's element order).
 
-import { create } from 'xmlbuilder2';
+import { create } from './xml.js';
 import type { DomainInterfaceSpec, HostdevSpec, PciAddress, PortForward } from './interface-spec.js';
 
 type Builder = ReturnType<typeof create>;

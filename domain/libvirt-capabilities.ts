@@ -1,5 +1,5 @@
 // Which libvirt version each planned device needs, and a check that refuses (one line per interface) what the connected libvirt cannot run.
-import { create } from 'xmlbuilder2';
+import { create } from './xml.js';
 import type { LibvirtVersion } from './libvirt-client.js';
 import { formatVersion, versionAtLeast } from './libvirt-client.js';
 

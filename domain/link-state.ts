@@ -1,5 +1,5 @@
 // Sets an `<interface>` element's link state (for updateDeviceFlags): `<link state='down'/>` or no `<link>`.
-import { create } from 'xmlbuilder2';
+import { create } from './xml.js';
 
 /** Children that come after `<link>` in KubeVirt's order; a new `<link>` goes before the first of them. */
 const AFTER_LINK = ['filterref', 'alias', 'driver', 'rom', 'acpi', 'backend', 'portForward'];

@@ -1,15 +1,44 @@
 // The domain form for agent-managed passt (libvirt < 11.1): the passt <interface> becomes qemu "-netdev stream" + "-device" args in <qemu:commandline>.
-import { builder, create } from 'xmlbuilder2';
+import { builder, create } from '../../domain/xml.js';
 import { InputError } from '../errors.js';
 
 export const QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
 const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
 
-/** vhost-user with <backend type='passt'> needs libvirt 11.1; older libvirt gets the agent-managed form. */
-export type PasstAttachment = 'vhostuser' | 'agent-stream';
+/**
+ * How the guest attaches to passt: vhost-user with <backend type='passt'> (KubeVirt's form, libvirt >= 11.1),
+ * `type='user'` with the passt backend (libvirt 9.x-11.0, the form of KubeVirt's discontinued core passt), or the
+ * agent-managed passt through qemu's `-netdev stream` (any libvirt; `virt-net-agent passt` runs passt).
+ */
+export type PasstAttachment = 'vhostuser' | 'user' | 'agent-stream';
 
+/**
+ * The form a libvirt version runs. 9.0.0 is left out of `user` on purpose: Debian 12's libvirt 9.0.0 rejects
+ * <backend type='passt'/> ("Invalid value for attribute 'type' in element 'backend'", libvirt issue 462, seen here).
+ */
 export function passtAttachmentFor(version: { readonly major: number; readonly minor: number }): PasstAttachment {
-  return version.major > 11 || (version.major === 11 && version.minor >= 1) ? 'vhostuser' : 'agent-stream';
+  if (version.major > 11 || (version.major === 11 && version.minor >= 1)) return 'vhostuser';
+  if (version.major > 9 || (version.major === 9 && version.minor >= 1)) return 'user';
+  return 'agent-stream';
+}
+
+/**
+ * Rewrites every vhost-user passt `<interface>` of a domain to `type='user'` (libvirt starts passt itself; no shared
+ * memory needed). Model, MAC, alias, PCI address, boot order, link state, backend log file and port forwards are kept;
+ * the vhost-user multiqueue `<driver>` is dropped (type='user' has one queue). Everything else is untouched.
+ */
+export function toUserPasst(domainXml: string): string {
+  const doc = create({ skipWhitespaceOnlyText: false }, domainXml);
+  const devices = child(doc.root().node, 'devices');
+  const passt = devices === undefined ? [] : elementChildren(devices).filter((n) => n.nodeName === 'interface' && attr(child(n, 'backend'), 'type') === 'passt');
+  if (passt.length === 0) return domainXml;
+  for (const iface of passt) {
+    (iface as unknown as { setAttribute(n: string, v: string): void }).setAttribute('type', 'user');
+    const driver = child(iface, 'driver');
+    if (driver !== undefined) iface.removeChild(driver);
+  }
+  const hadDeclaration = /^\s*<\?xml[\s?]/.test(domainXml);
+  return doc.end({ headless: !hadDeclaration, prettyPrint: false });
 }
 
 type Node = ReturnType<ReturnType<typeof create>['root']>['node'];

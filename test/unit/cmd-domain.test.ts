@@ -69,6 +69,40 @@ describe('virt-net-agent domain', { timeout: 300_000 }, () => {
     expect(recent.stdout).toContain('<interface type="vhostuser">');
   });
 
+  it('--passt-form: user (libvirt 9.1-11.0), auto by version, stream onto the agent-managed passt socket', () => {
+    const vmi = file(
+      'vmi-passt-forms.yaml',
+      'apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstance\nmetadata:\n  name: p\n  namespace: default\nspec:\n  domain:\n    devices:\n      interfaces:\n      - name: default\n        passtBinding: {}\n        ports:\n        - port: 8080\n  networks:\n  - name: default\n    pod: {}\n',
+    );
+    const config = file('kv-forms.yaml', 'developerConfiguration:\n  featureGates: [PasstBinding]\n');
+    const common = ['domain', '--vmi', vmi, '--kubevirt-config', config, '--pod', EX('pod-calico.json'), '--in', file('base3.xml', BASE)];
+    const user = run([...common, '--libvirt-version', '10.0', '--passt-form', 'user']);
+    expect(user.stderr).toBe('');
+    expect(user.status).toBe(0);
+    const [iface] = listDomainInterfaces(user.stdout);
+    expect(iface?.type).toBe('user');
+    expect(iface?.xml).toContain('<backend type="passt"');
+    expect(iface?.xml).toContain('<portForward proto="tcp"><range start="8080"/></portForward>');
+    expect(run([...common, '--libvirt-version', '10.0', '--passt-form', 'auto']).stdout).toBe(user.stdout);
+    expect(listDomainInterfaces(run([...common, '--libvirt-version', '11.1', '--passt-form', 'auto']).stdout)[0]?.type).toBe('vhostuser');
+
+    // Debian 12's libvirt 9.0.0 rejects the passt backend in any form: auto picks the agent-managed stream.
+    const noSocket = run([...common, '--libvirt-version', '9.0', '--passt-form', 'auto']);
+    expect(noSocket.status).toBe(3);
+    expect(noSocket.stderr).toBe('virt-net-agent: libvirt: passt through -netdev stream needs the socket of "virt-net-agent passt": pass --passt-socket PATH\n');
+    const stream = run([...common, '--libvirt-version', '9.0', '--passt-form', 'auto', '--passt-socket', '/var/run/kubevirt/passt/passt.socket']);
+    expect(stream.status).toBe(0);
+    expect(listDomainInterfaces(stream.stdout)).toEqual([]);
+    expect(stream.stdout).toContain('<qemu:arg value="stream,id=ua-default,server=off,addr.type=unix,addr.path=/var/run/kubevirt/passt/passt.socket"/>');
+
+    const tooOld = run([...common, '--libvirt-version', '8.0', '--passt-form', 'user']);
+    expect(tooOld.status).toBe(3);
+    expect(tooOld.stderr).toContain("<backend type='passt'/> needs libvirt >= 9.0, the connected libvirt is 8.0.0");
+    expect(run([...common, '--passt-form', 'auto']).stderr).toBe(
+      'virt-net-agent: --passt-form: auto needs the libvirt version: give --define URI or --libvirt-version X.Y\n',
+    );
+  });
+
   it('one-line usage errors', () => {
     const noIn = run(['domain', '--vmi', EX('vmi-masquerade.yaml'), '--pod', EX('pod-calico.json')]);
     expect(noIn.status).toBe(2);

@@ -1,7 +1,7 @@
 // Agent-managed passt's domain form (libvirt < 11.1): the planned passt interface becomes <qemu:commandline> -netdev stream args; libvirt's schema and parser accept it.
 import { afterAll, describe, expect, it } from 'vitest';
 import { listDomainInterfaces, mergeDevices } from '../../domain/domain-xml.js';
-import { attachPasstByStream, passtAttachmentFor, streamArgs } from '../../agent/passt/domain-form.js';
+import { attachPasstByStream, passtAttachmentFor, streamArgs, toUserPasst } from '../../agent/passt/domain-form.js';
 import { passtSriovPluginCases } from '../fixtures/cases-passt-sriov-plugins.js';
 import { runCase } from '../fixtures/plan-case.js';
 import { closeLibvirt, defineWithLibvirt, validateWithSchema, wrapInDomain } from '../helpers/libvirt-check.js';
@@ -15,8 +15,10 @@ afterAll(closeLibvirt);
 
 describe('passtAttachmentFor', () => {
   it.each([
+    [8, 0, 'agent-stream'],
     [9, 0, 'agent-stream'],
-    [11, 0, 'agent-stream'],
+    [9, 1, 'user'],
+    [11, 0, 'user'],
     [11, 1, 'vhostuser'],
     [12, 0, 'vhostuser'],
   ] as const)('libvirt %i.%i → %s', (major, minor, expected) => {
@@ -73,5 +75,33 @@ describe('attachPasstByStream', () => {
     const defined = await defineWithLibvirt(rewritten);
     expect(defined.error).toBeUndefined();
     expect(defined.ok).toBe(true);
+  });
+});
+
+describe('toUserPasst (libvirt 9.1-11.0)', () => {
+  const domain = mergeDevices(
+    wrapInDomain({ interfaces: [], hostdevs: [], memoryBacking: null }),
+    plan.domain.interfaces,
+    plan.domain.hostdevs,
+    plan.domain.memoryBacking,
+  );
+  const user = toUserPasst(domain);
+
+  it("turns the vhost-user passt interface into type='user', keeping backend, MAC, alias and port forwards", () => {
+    const [before] = listDomainInterfaces(domain);
+    const [after] = listDomainInterfaces(user);
+    expect(after?.type).toBe('user');
+    expect(after?.alias).toBe(before?.alias);
+    expect(after?.mac).toBe(before?.mac);
+    for (const kept of ['<backend type="passt"', '<portForward', '<model type=']) expect(after?.xml.includes(kept)).toBe(before?.xml.includes(kept));
+    const withoutPasst = wrapInDomain({ interfaces: [], hostdevs: [], memoryBacking: null });
+    expect(toUserPasst(withoutPasst)).toBe(withoutPasst);
+  });
+
+  it("libvirt's schema accepts it; Debian's libvirt 9.0.0 parser rejects the passt backend (libvirt issue 462)", async () => {
+    const schema = await validateWithSchema(user);
+    expect(schema.ok, schema.output).toBe(true);
+    const defined = await defineWithLibvirt(user);
+    if (!defined.ok) expect(defined.error).toContain("Invalid value for attribute 'type' in element 'backend': 'passt'");
   });
 });
