@@ -48,6 +48,7 @@ export function createCountingDriver(inner: KernelDriver, onWrite: (count: numbe
       return writes;
     },
     listLinks: () => inner.listLinks(),
+    linkIndex: (name) => inner.linkIndex(name),
     listAddresses: () => inner.listAddresses(),
     listRoutes: () => inner.listRoutes(),
     supportsLinkKind: (kind) => inner.supportsLinkKind(kind),

@@ -56,6 +56,8 @@ export interface LinkChanges {
 /** Every method that changes the kernel is a "write"; the apply step counts them. */
 export interface KernelDriver {
   listLinks(): Promise<LinkInfo[]>;
+  /** The ifindex of one link by name (RTM_GETLINK, no dump), or null when there is none. */
+  linkIndex(name: string): Promise<number | null>;
   listAddresses(): Promise<AddressInfo[]>;
   listRoutes(): Promise<RouteInfo[]>;
   /** Which link kinds this kernel can create (the bridge binding falls back when "dummy" is missing). */

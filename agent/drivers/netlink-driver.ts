@@ -92,8 +92,8 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
   const label = (index: number): string => `ifindex ${index}`;
 
   async function indexOf(name: string, op: string): Promise<number> {
-    const link = (await rtnl.links()).find((l) => l.name === name);
-    if (link === undefined) throw new KernelError(op, 'ENODEV', `no link named ${name}`);
+    const link = await rtnl.linkByName(name);
+    if (link === null) throw new KernelError(op, 'ENODEV', `no link named ${name}`);
     return link.index;
   }
 
@@ -113,6 +113,9 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
   const driver: KernelDriver = {
     async listLinks() {
       return (await rtnl.links()).map(toLinkInfo);
+    },
+    async linkIndex(name) {
+      return (await rtnl.linkByName(name))?.index ?? null;
     },
     async listAddresses() {
       return (await rtnl.addresses()).map((a) => ({

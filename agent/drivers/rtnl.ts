@@ -224,6 +224,17 @@ export class Rtnl {
     return msgs.map(parseLink).filter((l): l is RtLink => l !== null);
   }
 
+  /** One link by name (RTM_GETLINK with IFLA_IFNAME, no dump); null for ENODEV. */
+  async linkByName(name: string): Promise<RtLink | null> {
+    try {
+      const msgs = await this.call(`get link ${name}`, () => this.socket.getLink({}, { ifname: name }));
+      return msgs.map(parseLink).find((l): l is RtLink => l !== null) ?? null;
+    } catch (err) {
+      if (err instanceof KernelError && err.code === 'ENODEV') return null;
+      throw err;
+    }
+  }
+
   async addresses(): Promise<RtAddress[]> {
     const msgs = await this.call('list addresses', () => this.socket.getAddresses());
     return msgs.map(parseAddress).filter((a): a is RtAddress => a !== null);
