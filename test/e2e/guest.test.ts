@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { hashedPodInterfaceName } from '../../agent/names.js';
 import { connectLibvirt, type DomainHandle, type LibvirtClient } from '../../domain/libvirt-client.js';
 import { cniAdd, makeCniPod, type CniConf, type CniPod } from '../helpers/cni.js';
 import { baseDomainXml, guestMissing, waitForGuestLine, type GuestLine } from '../helpers/guest.js';
@@ -18,6 +19,7 @@ const BOOT_TIMEOUT_MS = Number(process.env['VNA_E2E_BOOT_TIMEOUT_MS'] ?? 900_000
 const TEST_TIMEOUT_MS = 3 * BOOT_TIMEOUT_MS;
 const RESOLV_CONF = 'nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n';
 const BLUE_POD_IFNAME = 'pod16477688c0e'; // Multus' hashed pod interface name of network "blue"
+const MACVTAP_MAC = '02:6b:1e:4c:00:0b';
 
 // Part of `npm test` (also alone: `npm run test:e2e`). A TCG boot takes ~20 s idle but minutes on a loaded shared
 // machine: every wait has a generous deadline. VNA_E2E=0 skips it (e.g. for a quick local run).
@@ -140,14 +142,14 @@ class Scenario {
   }
 
   /** setup → serve → libvirtd → domain --define → start; returns when the domain was started. */
-  async boot(vmi: string, cmdline: string): Promise<number> {
+  async boot(vmi: string, cmdline: string, extraArgs: readonly string[] = []): Promise<number> {
     if (!this.cni) throw new Error('no pod yet');
-    await agentOk(['setup', '--vmi', vmi, ...this.podArgs()]);
+    await agentOk(['setup', '--vmi', vmi, ...extraArgs, ...this.podArgs()]);
     this.serve = await startServe(this.stateDir, this.cni.pod.path);
     this.libvirtd = await startLibvirtd(this.cni.pod);
     const base = this.file('base.xml', baseDomainXml({ name: this.name, consoleFile: this.consoleFile, cmdline }));
     const merged = join(this.dir, 'domain.xml');
-    await agentOk(['domain', '--vmi', vmi, '--in', base, ...this.podArgs(), '--define', this.libvirtd.uri, '--out', merged]);
+    await agentOk(['domain', '--vmi', vmi, '--in', base, ...extraArgs, ...this.podArgs(), '--define', this.libvirtd.uri, '--out', merged]);
     const xml = readFileSync(merged, 'utf8');
     // The agent's merge kept what it does not own.
     expect(xml).toContain("<alias name=\"ua-default\"/>");
@@ -281,6 +283,58 @@ describe.skipIf(skipReason !== null)(`tiny guest under libvirt in an agent-plumb
       expect(links).not.toContain('k6t-16477688c0e');
       expect(links).not.toContain('tap16477688c0e');
       expect((await s.client!.xmlDesc(s.domain!)).includes('ua-blue')).toBe(false);
+    } finally {
+      await s.cleanup();
+    }
+  });
+  it('macvtap: a secondary whose pod interface is a macvtap carries the guest\'s frames to the lower device\'s peer', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const s = new Scenario();
+    try {
+      s.cni = await makeCniPod({ podCidr: '10.244.35.0/24' });
+      // As macvtap-cni does: a macvtap on a node device (a veth here), moved into the pod under Multus' hashed name.
+      const macvtap = hashedPodInterfaceName('macvtapnet');
+      const node = s.cni.node;
+      await node.execOk(['ip', 'link', 'add', 'mvlow', 'type', 'veth', 'peer', 'name', 'mvpeer']);
+      await node.execOk(['ip', 'link', 'set', 'mvlow', 'up']);
+      await node.execOk(['ip', 'link', 'set', 'mvpeer', 'up']);
+      await node.execOk(['ip', 'link', 'add', 'link', 'mvlow', 'name', macvtap, 'address', MACVTAP_MAC, 'type', 'macvtap', 'mode', 'bridge']);
+      await node.execOk(['ip', 'link', 'set', macvtap, 'netns', s.cni.pod.name]);
+      await s.cni.pod.execOk(['ip', 'link', 'set', macvtap, 'up']);
+      // Whatever the guest sends from the macvtap's MAC, seen on the far end of the lower device.
+      const capture = background(['ip', 'netns', 'exec', node.name, 'tcpdump', '-l', '-n', '-e', '-i', 'mvpeer', 'ether', 'src', MACVTAP_MAC]).bg;
+      s.others.push(capture);
+
+      const vmi = s.file('vmi-macvtap.yaml', `apiVersion: kubevirt.io/v1
+kind: VirtualMachineInstance
+metadata:
+  name: e2e
+  namespace: default
+  uid: macvtap-${process.pid}
+spec:
+  domain:
+    devices:
+      interfaces:
+      - name: default
+        masquerade: {}
+      - name: macvtapnet
+        binding:
+          name: macvtap
+  networks:
+  - name: default
+    pod: {}
+  - name: macvtapnet
+    multus:
+      networkName: macvtapnet
+`);
+      const config = s.file('kubevirt.json', JSON.stringify({ network: { binding: { macvtap: { domainAttachmentType: 'tap' } } } }));
+      const started = await s.boot(vmi, '', ['--kubevirt-config', config]);
+      const domainXml = readFileSync(join(s.dir, 'domain.xml'), 'utf8');
+      expect(domainXml).toContain(`<target dev="${macvtap}" managed="no"/>`);
+      const nic = await waitForGuestLine(s.consoleFile, (l) => l.kind === 'NIC' && l.fields['mac'] === MACVTAP_MAC, 'the macvtap NIC in the guest', BOOT_TIMEOUT_MS);
+      let seen = '';
+      await waitFor(async () => (seen = capture.output()).includes(MACVTAP_MAC), { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 500, what: `frames from ${MACVTAP_MAC} on the lower device's peer` });
+      console.log(`[e2e] macvtap: domain start → first guest frame on the lower device's peer ${((Date.now() - started) / 1000).toFixed(2)} s (${nic.fields['if'] ?? '?'})`);
+      expect(seen).toMatch(/DHCP|BOOTP|ARP|IPv6/);
     } finally {
       await s.cleanup();
     }
