@@ -25,7 +25,8 @@ export function ourTablesListing(ruleset: string, families: readonly NftTableFam
 
 export function nftFamiliesOf(nftText: string | null): NftTableFamily[] {
   if (nftText === null) return [];
-  return (['ip', 'ip6', 'bridge'] as const).filter((family) => nftText.split('\n').includes(`add table ${family} ${ourTable(family)}`));
+  const lines = new Set(nftText.split('\n'));
+  return (['ip', 'ip6', 'bridge'] as const).filter((family) => lines.has(`add table ${family} ${ourTable(family)}`));
 }
 
 export async function takeSnapshot(

@@ -1,5 +1,6 @@
 // Decides which networks get anti-spoofing guards (opt-in per VMI annotation or agent flag) and what each guard allows.
 import type { SpoofGuard } from '../bindings/spoof-nft.js';
+import { isGlobalUnicast, stripPrefix } from './ip.js';
 import type { FieldError, NetworkPlan } from './plan-types.js';
 import type { Vmi } from './vmi-types.js';
 
@@ -12,15 +13,6 @@ export function spoofProtectionWanted(vmi: Vmi, agentDefault: boolean): boolean 
   if (value === undefined) return agentDefault;
   if (value === 'true' || value === 'false') return value === 'true';
   return { field: `metadata.annotations.${SPOOF_PROTECTION_ANNOTATION}`, message: `must be "true" or "false", got ${JSON.stringify(value)}` };
-}
-
-/** Strips a prefix length ("10.0.0.5/24" → "10.0.0.5"). */
-function bareIp(cidr: string): string {
-  return cidr.split('/')[0] ?? cidr;
-}
-
-function isLinkLocalV6(ip: string): boolean {
-  return /^fe[89ab][0-9a-f]:/i.test(ip);
 }
 
 /**
@@ -42,7 +34,7 @@ export function spoofGuardFor(network: NetworkPlan): SpoofGuard | string {
   }
   // Bridge binding: the guest carries the pod interface's own addresses. Without any, the network is L2 only.
   const identity = network.podIdentity;
-  const ipv4 = (identity?.ipv4 ?? []).map(bareIp);
-  const ipv6 = (identity?.ipv6 ?? []).map(bareIp).filter((ip) => !isLinkLocalV6(ip));
+  const ipv4 = (identity?.ipv4 ?? []).map(stripPrefix);
+  const ipv6 = (identity?.ipv6 ?? []).map(stripPrefix).filter(isGlobalUnicast);
   return { ...base, ips: ipv4.length + ipv6.length > 0 ? { ipv4, ipv6 } : null };
 }

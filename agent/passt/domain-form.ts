@@ -29,16 +29,14 @@ export function passtAttachmentFor(version: { readonly major: number; readonly m
  */
 export function toUserPasst(domainXml: string): string {
   const doc = create({ skipWhitespaceOnlyText: false }, domainXml);
-  const devices = child(doc.root().node, 'devices');
-  const passt = devices === undefined ? [] : elementChildren(devices).filter((n) => n.nodeName === 'interface' && attr(child(n, 'backend'), 'type') === 'passt');
+  const passt = passtInterfaces(doc.root().node);
   if (passt.length === 0) return domainXml;
   for (const iface of passt) {
     (iface as unknown as { setAttribute(n: string, v: string): void }).setAttribute('type', 'user');
     const driver = child(iface, 'driver');
     if (driver !== undefined) iface.removeChild(driver);
   }
-  const hadDeclaration = /^\s*<\?xml[\s?]/.test(domainXml);
-  return doc.end({ headless: !hadDeclaration, prettyPrint: false });
+  return serializeAs(doc, domainXml);
 }
 
 type Node = ReturnType<ReturnType<typeof create>['root']>['node'];
@@ -55,6 +53,18 @@ function attr(node: Node | undefined, name: string): string | null {
 
 function child(node: Node, name: string): Node | undefined {
   return elementChildren(node).find((c) => c.nodeName === name);
+}
+
+/** The `<interface>` elements of a domain's `<devices>` that use `<backend type='passt'>`. */
+function passtInterfaces(domain: Node): Node[] {
+  const devices = child(domain, 'devices');
+  return devices === undefined ? [] : elementChildren(devices).filter((n) => n.nodeName === 'interface' && attr(child(n, 'backend'), 'type') === 'passt');
+}
+
+/** The edited document, with an XML declaration only if the original had one. */
+function serializeAs(doc: ReturnType<typeof create>, originalXml: string): string {
+  const hadDeclaration = /^\s*<\?xml[\s?]/.test(originalXml);
+  return doc.end({ headless: !hadDeclaration, prettyPrint: false });
 }
 
 /** virtio model names → qemu's virtio-net device. */
@@ -90,8 +100,7 @@ export function streamArgs(interfaceXml: string, socketPath: string): string[] {
 export function attachPasstByStream(domainXml: string, socketPath: string): string {
   const doc = create({ skipWhitespaceOnlyText: false }, domainXml);
   const root = doc.root();
-  const devices = child(root.node, 'devices');
-  const passt = devices === undefined ? [] : elementChildren(devices).filter((n) => n.nodeName === 'interface' && attr(child(n, 'backend'), 'type') === 'passt');
+  const passt = passtInterfaces(root.node);
   if (passt.length === 0) return domainXml;
   if (passt.length > 1) throw new InputError('domainXML', 'more than one passt interface; agent-managed passt serves one');
   const iface = passt[0]!;
@@ -113,6 +122,5 @@ export function attachPasstByStream(domainXml: string, socketPath: string): stri
     (arg as unknown as { setAttribute(n: string, v: string): void }).setAttribute('value', value);
     commandline.appendChild(arg);
   }
-  const hadDeclaration = /^\s*<\?xml[\s?]/.test(domainXml);
-  return doc.end({ headless: !hadDeclaration, prettyPrint: false });
+  return serializeAs(doc, domainXml);
 }
