@@ -7,12 +7,15 @@
 //   be queued; it is answered like any other (a wrong chaddr is ignored; a client matches replies by xid and chaddr).
 // - Decisions are dhcp/responder.ts's (pure); this file only moves bytes and logs. Every input is handled inside a
 //   try/catch: a decode error is counted and logged (rate-limited), never thrown; a send error is logged.
+// - A 2 MiB receive buffer (capped by net.core.rmem_max): at 2000 requests/s the default 208 KiB holds ~0.1 s of
+//   datagrams, and a process descheduled longer than that (a busy node, a VM's vCPU stall) loses the rest at the
+//   socket (UDP RcvbufErrors), which perfdhcp showed here. Best effort: a failure leaves the default.
 // - Logs (pino): one line per exchange at info (type, MAC, address, interface, xid, reply), ignored packets at debug,
 //   counters at close.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import type { DhcpV4Plan } from '../agent/plan-types.js';
-import { bindToDevice } from '../agent/drivers/socket-options.js';
+import { bindToDevice, enlargeReceiveBuffer } from '../agent/drivers/socket-options.js';
 import { DhcpDecodeError, decodeDhcpPacket, messageTypeName, type DhcpPacket } from './packet.js';
 import { DHCP_SERVER_PORT, respond, type DhcpDecision } from './responder.js';
 import type { RunningService } from './service.js';
@@ -33,6 +36,8 @@ export interface DhcpV4Counters {
 
 export interface DhcpV4Server extends RunningService {
   readonly counters: Readonly<DhcpV4Counters>;
+  /** SO_RCVBUF the kernel granted (null: the default, the enlargement was refused). */
+  readonly receiveBufferBytes: number | null;
 }
 
 export interface DhcpV4ServerOptions {
@@ -69,6 +74,14 @@ class RateLimit {
   }
 }
 
+/** What every log line about one request carries. */
+interface ExchangeFields {
+  readonly msgType: string;
+  readonly mac: string;
+  readonly xid: string;
+  readonly giaddr?: string;
+}
+
 function requestedAddress(packet: DhcpPacket): string | null {
   const option50 = packet.options.get(50);
   if (option50 !== undefined && option50.length === 4) return option50.join('.');
@@ -100,8 +113,9 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, logger: Logger, option
     socket.close();
     throw err;
   }
+  const receiveBufferBytes = enlargeReceiveBuffer(socket);
 
-  const send = (decision: Extract<DhcpDecision, { kind: 'reply' }>, fields: Record<string, unknown>): void => {
+  const send = (decision: Extract<DhcpDecision, { kind: 'reply' }>, fields: ExchangeFields): void => {
     const { address, port } = decision.destination;
     socket.send(decision.wire, port, address, (err) => {
       if (err) {
@@ -109,6 +123,20 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, logger: Logger, option
         log.warn({ ...fields, err: err.message, destination: `${address}:${port}` }, 'dhcpv4 reply not sent');
       }
     });
+  };
+
+  const logReply = (decision: Extract<DhcpDecision, { kind: 'reply' }>, fields: ExchangeFields, packet: DhcpPacket): void => {
+    log.info(
+      {
+        ...fields,
+        reply: messageTypeName(decision.reply.messageType),
+        address: decision.reply.yiaddr !== '0.0.0.0' ? decision.reply.yiaddr : requestedAddress(packet),
+        destination: `${decision.destination.address}:${decision.destination.port}`,
+        ...(decision.dropped.length > 0 ? { droppedOptions: decision.dropped } : {}),
+        ...(decision.warnings.length > 0 ? { planWarnings: decision.warnings } : {}),
+      },
+      `dhcpv4 ${fields.msgType} from ${fields.mac}: ${decision.note}`,
+    );
   };
 
   const handle = (datagram: Buffer, from: RemoteInfo): void => {
@@ -127,7 +155,7 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, logger: Logger, option
       }
       return;
     }
-    const fields = {
+    const fields: ExchangeFields = {
       msgType: messageTypeName(packet.messageType),
       mac: packet.chaddr,
       xid: `0x${packet.xid.toString(16).padStart(8, '0')}`,
@@ -138,17 +166,9 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, logger: Logger, option
       case 'reply':
         counters.replies++;
         send(decision, fields);
-        log.info(
-          {
-            ...fields,
-            reply: messageTypeName(decision.reply.messageType),
-            address: decision.reply.yiaddr !== '0.0.0.0' ? decision.reply.yiaddr : requestedAddress(packet),
-            destination: `${decision.destination.address}:${decision.destination.port}`,
-            ...(decision.dropped.length > 0 ? { droppedOptions: decision.dropped } : {}),
-            ...(decision.warnings.length > 0 ? { planWarnings: decision.warnings } : {}),
-          },
-          `dhcpv4 ${fields.msgType} from ${fields.mac}: ${decision.note}`,
-        );
+        // dgram sends after a nextTick (its address lookup): log in the next turn so formatting the line does not
+        // delay the reply on the wire.
+        setImmediate(logReply, decision, fields, packet);
         return;
       case 'log':
         counters.logged++;
@@ -172,12 +192,13 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, logger: Logger, option
   // A socket error after bind (rare: e.g. ENOBUFS) is logged; the socket stays open.
   socket.on('error', (err) => log.error({ err: err.message }, 'dhcpv4 socket error'));
 
-  log.info({ serverIdentifier: plan.serverIdentifier, clientMac: plan.clientMac, address: `${plan.yiaddr}/${plan.prefixLength}` }, 'dhcpv4 server listening');
+  log.info({ serverIdentifier: plan.serverIdentifier, clientMac: plan.clientMac, address: `${plan.yiaddr}/${plan.prefixLength}`, receiveBufferBytes }, 'dhcpv4 server listening');
 
   let closing: Promise<void> | null = null;
   return {
     name: `dhcpv4 ${plan.interface}`,
     counters,
+    receiveBufferBytes,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         socket.close(() => {

@@ -6,7 +6,7 @@
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { DhcpV6Plan } from '../agent/plan-types.js';
-import { bindToDevice } from '../agent/drivers/socket-options.js';
+import { bindToDevice, enlargeReceiveBuffer } from '../agent/drivers/socket-options.js';
 import type { RunningService } from './service.js';
 import { respondV6 } from './v6-responder.js';
 import { ALL_DHCP_RELAY_AGENTS_AND_SERVERS, DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, Dhcpv6DecodeError, decodeDhcpv6Message } from './v6-packet.js';
@@ -48,6 +48,7 @@ export async function startDhcpV6Server(plan: DhcpV6Plan, logger: Logger, option
     socket.close();
     throw error;
   }
+  enlargeReceiveBuffer(socket); // as the DHCPv4 server: a burst survives a scheduling stall
 
   socket.on('error', (error) => log.error({ err: error }, 'dhcpv6 socket error'));
   socket.on('message', (packet, rinfo) => {

@@ -30,3 +30,19 @@ export function bindToDevice(socket: Socket, ifname: string): void {
     throw new KernelError(`socket: bind to device ${ifname}`, code, `setsockopt SO_BINDTODEVICE ${ifname}: ${describeErrno(code)}`);
   }
 }
+
+/** What a DHCP socket asks for: ~1 s of requests at 2000/s (the kernel caps it at net.core.rmem_max, then doubles it). */
+export const DHCP_RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Raises a bound dgram socket's SO_RCVBUF so a burst survives while the process is not scheduled. Best effort:
+ * returns the size the kernel granted, or null when it refused (the default then stays).
+ */
+export function enlargeReceiveBuffer(socket: Socket, bytes: number = DHCP_RECEIVE_BUFFER_BYTES): number | null {
+  try {
+    socket.setRecvBufferSize(bytes);
+    return socket.getRecvBufferSize();
+  } catch {
+    return null;
+  }
+}

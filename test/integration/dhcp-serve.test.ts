@@ -1,6 +1,6 @@
 // `serve` against real DHCP clients (busybox udhcpc, ISC dhclient) in fake guests on CNI-built pods: bridge, masquerade,
 // two bridges in one pod, restart without link changes, invalid search domains, and the one-line start-up errors.
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -184,7 +184,11 @@ describe.skipIf(!netnsAvailable())('serve: DHCPv4 to real clients in fake guests
 
   it('masquerade: udhcpc and dhclient get 10.0.2.2/24, default route via 10.0.2.1, MTU and DNS', async () => {
     await withSetup('masquerade', { podCidr: '10.244.23.0/24' }, async (setup) => {
-      await setup.serve();
+      const serve = await setup.serve();
+      // The socket got the 2 MiB receive buffer (the kernel caps the request at rmem_max, then doubles it).
+      const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+      const listening = serve.logs.find((line) => line['msg'] === 'dhcpv4 server listening');
+      expect(listening?.['receiveBufferBytes']).toBe(2 * Math.min(2 * 1024 * 1024, rmemMax));
       for (const client of [udhcpc, dhclient]) {
         await withGuest(setup.cni.pod, 'k6t-eth0', undefined, async (guest) => {
           const run = await client(guest, setup.clientDir(client.name));
