@@ -13,6 +13,7 @@ import { AgentError, InputError } from './errors.js';
 import { enterNetns } from './netns.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
 import { podTargetFromFlags } from './pod-target.js';
+import { SERVE_HEAP_FLAG, SERVE_REEXEC_ENV, reexecWithServeHeap } from './serve-heap.js';
 import { DEFAULT_STATE_ROOT, StateDir, type AgentState, type NetworkState } from './state-dir.js';
 
 const OPTIONS = {
@@ -34,7 +35,11 @@ serve resumes from the state dir. Logs are pino JSON lines on stdout, one per DH
   --netns PATH      the pod's network namespace file (default: the current one)
   --pid PID         the virt-launcher PID: serve inside /proc/PID/ns/net
 
+Once its input is checked, serve re-executes itself (same PID and arguments) as "node ${SERVE_HEAP_FLAG} …": a
+small V8 young generation keeps its memory flat under a steady stream of requests.
+
 Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info; debug also logs ignored packets).
+             ${SERVE_REEXEC_ENV}=0 keeps V8's default heap (no re-exec).
 Exit status: 0 stopped by a signal; 2 bad flags, or no state to serve; 3 a planned bridge is missing; 1 internal error.
 `;
 
@@ -172,12 +177,15 @@ async function runServe(args: readonly string[]): Promise<number> {
   if (!networks.some((network) => SERVICE_KINDS.some((kind) => kind.planned(network)))) {
     throw new InputError('--state-dir', `nothing to serve in ${stateDir.statePath}: no network has a planned DHCP server`);
   }
+  // Input is valid: now (before any socket or namespace switch) become `node ${SERVE_HEAP_FLAG} …` if not already.
+  const reexecFailure = reexecWithServeHeap();
   const logger = createLogger(state);
+  if (reexecFailure !== null) logger.warn({ reason: reexecFailure }, `serving with V8's default heap: re-exec with ${SERVE_HEAP_FLAG} failed`);
   // Signals are caught from here on, so a SIGTERM during start-up still ends in a clean stop.
   const stopped = untilSignal();
   if (target) enterNetns(target); // before any socket exists: sockets belong to the namespace they are created in
   const services = await startAll(networks, logger);
-  logger.info({ services: services.map((service) => service.name), stateDir: stateDir.dir }, 'serving');
+  logger.info({ services: services.map((service) => service.name), stateDir: stateDir.dir, nodeFlags: process.execArgv }, 'serving');
   const signal = await stopped;
   logger.info({ signal }, 'stopping');
   await Promise.all(services.map((service) => service.close()));

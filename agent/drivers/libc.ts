@@ -1,4 +1,4 @@
-// Typed libc calls through koffi (setns, open, close, ioctl, setsockopt): synchronous, on the calling (main) thread, errno captured.
+// Typed libc calls through koffi (setns, open, close, ioctl, setsockopt, fcntl, execv): synchronous, on the calling (main) thread, errno captured.
 import koffi from 'koffi';
 
 export const CLONE_NEWNET = 0x40000000;
@@ -22,7 +22,15 @@ interface Libc {
   ioctlInt(fd: number, request: number, value: number): SysResult;
   /** setsockopt with a byte-buffer value (SO_BINDTODEVICE takes the interface name). */
   setsockoptBuffer(fd: number, level: number, name: number, value: Buffer): SysResult;
+  /** fcntl with an integer argument (F_GETFD, F_SETFD, …). */
+  fcntlInt(fd: number, command: number, value: number): SysResult;
+  /** Replaces the process image (same PID); returns only on failure. */
+  execv(path: string, argv: readonly string[]): SysResult;
 }
+
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const FD_CLOEXEC = 1;
 
 let cached: Libc | undefined;
 
@@ -47,6 +55,9 @@ export function libc(): Libc {
   const ioctlBuffer = wrap(lib.func('ioctl', 'int', ['int', 'unsigned long', koffi.inout('uint8_t *')]) as RawFn);
   const ioctlInt = wrap(lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as RawFn);
   const setsockopt = wrap(lib.func('int setsockopt(int fd, int level, int name, const uint8_t *value, unsigned int len)') as RawFn);
+  // fcntl is variadic too; F_GETFD/F_SETFD take an int, which travels like a fixed argument (see ioctl above).
+  const fcntl = wrap(lib.func('fcntl', 'int', ['int', 'int', 'int']) as RawFn);
+  const execv = wrap(lib.func('int execv(const char *path, const char **argv)') as RawFn);
   cached = {
     setns: (fd, nstype) => setns(fd, nstype),
     open: (path, flags) => open(path, flags),
@@ -54,6 +65,8 @@ export function libc(): Libc {
     ioctlBuffer: (fd, request, buf) => ioctlBuffer(fd, request, buf),
     ioctlInt: (fd, request, value) => ioctlInt(fd, request, value),
     setsockoptBuffer: (fd, level, name, value) => setsockopt(fd, level, name, value, value.length),
+    fcntlInt: (fd, command, value) => fcntl(fd, command, value),
+    execv: (path, argv) => execv(path, [...argv, null]),
   };
   return cached;
 }

@@ -34,9 +34,9 @@ export interface PreCloudInitIsoResult {
   readonly cloudInitData: Buffer;
 }
 
-/** The proto dir sits at the repository root: two levels above agent/sidecar/, three above dist/agent/sidecar/. */
+/** The proto dir sits at the repository root: two levels above agent/sidecar/, three above dist/agent/sidecar/, one above the bundle dist/virt-net-agent.mjs. */
 export function protoDir(): string {
-  for (const rel of ['../../proto/', '../../../proto/']) {
+  for (const rel of ['../../proto/', '../../../proto/', '../proto/']) {
     const dir = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(`${dir}kubevirt/hooks/info.proto`)) return dir;
   }

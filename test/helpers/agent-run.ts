@@ -1,9 +1,11 @@
-// Runs the compiled CLI (dist/agent/cli.js) as a child process, and dumps a namespace for exact before/after comparisons.
+// Runs the compiled CLI (dist/agent/cli.js, or the bundle dist/virt-net-agent.mjs) as a child process, and dumps a namespace for exact before/after comparisons.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Netns } from './netns.js';
 
 export const CLI = join(process.cwd(), 'dist/agent/cli.js');
+/** The single-file build the image runs (scripts/bundle.mjs). */
+export const BUNDLE = join(process.cwd(), 'dist/virt-net-agent.mjs');
 
 export interface AgentRun {
   readonly code: number | null;
@@ -14,8 +16,13 @@ export interface AgentRun {
 
 /** `node dist/agent/cli.js ARGS` with extra environment; never rejects for a non-zero exit. */
 export function agent(args: readonly string[], env: Record<string, string> = {}): Promise<AgentRun> {
+  return runProgram(CLI, args, env);
+}
+
+/** `node PROGRAM ARGS` (CLI or BUNDLE) with extra environment; never rejects for a non-zero exit. */
+export function runProgram(program: string, args: readonly string[], env: Record<string, string> = {}): Promise<AgentRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [program, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -25,8 +25,8 @@ export interface ServeProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnServe(args: readonly string[], env: Record<string, string> = {}, options: { keepLogs?: boolean } = {}): ServeProcess {
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnServe(args: readonly string[], env: Record<string, string> = {}, options: { keepLogs?: boolean; program?: string } = {}): ServeProcess {
+  const child: ChildProcess = spawn(process.execPath, [options.program ?? CLI, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   let partial = '';
   let stderr = '';

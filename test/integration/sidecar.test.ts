@@ -1,4 +1,4 @@
-// The hook sidecar end to end: the compiled CLI serves KubeVirt's hook gRPC API on a unix socket; a real @grpc/grpc-js client calls it.
+// The hook sidecar end to end: the compiled CLI (module tree and bundle) serves KubeVirt's hook gRPC API on a unix socket; a real @grpc/grpc-js client calls it.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,6 @@ import { loadHookClients, type InfoResult, type OnDefineDomainResult, type PreCl
 import { closeLibvirt, defineWithLibvirt } from '../helpers/libvirt-check.js';
 import { waitFor } from '../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/agent/cli.js');
 const VMI = parseYaml(readFileSync('examples/vmi-masquerade.yaml', 'utf8')) as Record<string, unknown>;
 
 /** What virt-launcher's converter hands the hook: a disk, the pre-phase-2 interface, and elements we know nothing about. */
@@ -53,7 +52,9 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
-describe('virt-net-agent sidecar (gRPC over a unix socket)', () => {
+// Both programs: the module tree and the single-file bundle the image runs (it finds proto/ from dist/).
+describe.each([['dist/agent/cli.js'], ['dist/virt-net-agent.mjs']])('virt-net-agent sidecar (gRPC over a unix socket): %s', (program) => {
+  const CLI = join(process.cwd(), program);
   let dir = '';
   let socket = '';
   let child: ChildProcess | undefined;
