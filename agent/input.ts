@@ -96,6 +96,17 @@ function tryJson(text: string): { ok: true; value: unknown } | { ok: false } {
  * Reads one YAML or JSON document from a file or "-" (stdin).
  * Throws InputError(field, …) when the file cannot be read, does not parse, is empty or holds several documents.
  */
+type YamlModule = typeof import('yaml');
+
+/**
+ * The yaml package's API. Node hands a CommonJS package's named exports to import(); the esbuild bundle
+ * (scripts/bundle.mjs, code splitting) hands only its module.exports as `default`.
+ */
+async function loadYaml(): Promise<YamlModule> {
+  const loaded = (await import('yaml')) as YamlModule & { default?: YamlModule };
+  return typeof loaded.parseAllDocuments === 'function' ? loaded : (loaded.default ?? loaded);
+}
+
 export async function readDocument(path: string, field: string): Promise<unknown> {
   const text = await readTextFile(path, field);
   const name = sourceName(path);
@@ -107,7 +118,7 @@ export async function readDocument(path: string, field: string): Promise<unknown
 
   const language = path.toLowerCase().endsWith('.json') ? 'JSON' : 'YAML';
   // Loaded only for YAML: JSON input (what virt-handler passes) starts without the YAML parser.
-  const { isScalar, parseAllDocuments } = await import('yaml');
+  const { isScalar, parseAllDocuments } = await loadYaml();
   const docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   for (const doc of docs) {
     const first = doc.errors[0];

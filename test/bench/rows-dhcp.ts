@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deleteNetns, makeNetns, run, runOk, waitFor, type Netns } from '../helpers/netns.js';
 import { benchVmi, makeBenchPod, type BenchPod } from './pods.js';
-import type { BenchEnv } from './rows-setup.js';
+import { shippedProgram, type BenchEnv } from './rows-setup.js';
 import { describeStalls, watchStalls } from './stalls.js';
 import { interleave, median, quantile } from './stats.js';
 import { skipped, type Row } from './table.js';
@@ -32,7 +32,7 @@ async function plumbedPod(env: BenchEnv, secondaries: number): Promise<{ pod: Be
     writeFileSync(statusPath, pod.networkStatus);
     writeFileSync(join(dir, 'vmi.json'), JSON.stringify(benchVmi(`dhcp-${process.pid}-${dir.slice(-6)}`, { masquerade: true, ports: [80], secondaries: pod.secondaries })));
     const stateDir = join(dir, 'state');
-    await runOk([process.execPath, env.cli, 'setup', '--vmi', join(dir, 'vmi.json'), '--netns', pod.pod.path, '--state-dir', stateDir, '--resolv-conf', '/dev/null', '--hostname', 'benchvmi', '--network-status', statusPath], { timeoutMs: 180_000 });
+    await runOk([process.execPath, shippedProgram(env), 'setup', '--vmi', join(dir, 'vmi.json'), '--netns', pod.pod.path, '--state-dir', stateDir, '--resolv-conf', '/dev/null', '--hostname', 'benchvmi', '--network-status', statusPath], { timeoutMs: 180_000 });
     return { pod, stateDir };
   } catch (err) {
     await pod.cleanup();
@@ -55,7 +55,7 @@ async function udp67Sockets(ns: Netns): Promise<number> {
 }
 
 function startServe(env: BenchEnv, pod: BenchPod, stateDir: string): ChildProcess {
-  return track(spawn(process.execPath, [env.cli, 'serve', '--state-dir', stateDir, '--netns', pod.pod.path], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  return track(spawn(process.execPath, [shippedProgram(env), 'serve', '--state-dir', stateDir, '--netns', pod.pod.path], { stdio: ['ignore', 'ignore', 'pipe'] }));
 }
 
 async function serveSide(env: BenchEnv, secondaries = 0): Promise<DhcpSide & { stateDir: string }> {

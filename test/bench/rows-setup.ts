@@ -1,8 +1,8 @@
 // Setup benchmarks: warm in-process agent vs a batch script vs KubeVirt's process-per-step; cold CLI vs bare node; N bridge networks.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createNetlinkDriver } from '../../agent/drivers/netlink-driver.js';
 import type { KernelAction } from '../../agent/kernel-actions.js';
 import { runSetup, type SetupRequest } from '../../agent/setup.js';
@@ -184,22 +184,40 @@ export async function setupRows(env: BenchEnv): Promise<Row[]> {
   ];
 }
 
+/** dist/virt-net-agent.mjs next to env.cli's dist/agent/, when built. */
+function bundleOf(env: BenchEnv): string | null {
+  const bundle = join(dirname(dirname(env.cli)), 'virt-net-agent.mjs');
+  return existsSync(bundle) ? bundle : null;
+}
+
+/** The program the image runs (the bundle), or the module tree when no bundle was built. */
+export function shippedProgram(env: BenchEnv): string {
+  return bundleOf(env) ?? env.cli;
+}
+
+/** The programs a cold setup is timed with: the bundle the image ships, and the module tree tsc leaves in dist/. */
+function coldPrograms(env: BenchEnv): { name: string; program: string }[] {
+  const bundle = bundleOf(env);
+  return [...(bundle !== null ? [{ name: 'bundle', program: bundle }] : []), { name: 'tree', program: env.cli }];
+}
+
 export async function coldRows(env: BenchEnv): Promise<Row[]> {
   const cpu: CpuLog = new Map();
+  const programs = coldPrograms(env);
   const samples = await interleave(
     [
-      {
-        name: 'cli',
+      ...programs.map(({ name, program }) => ({
+        name,
         run: () =>
           onFreshPod(env, 0, async (pod) => {
             const dir = mkdtempSync(join(env.workDir, 'cold-'));
             const vmiPath = join(dir, 'vmi.json');
             writeFileSync(vmiPath, JSON.stringify(benchVmi(`cold-${process.pid}-${uidCounter++}`, { masquerade: true, ports: [80] })));
-            const t = await timedProcess([process.execPath, env.cli, 'setup', '--vmi', vmiPath, '--netns', pod.pod.path, '--state-dir', join(dir, 'state'), '--resolv-conf', '/dev/null', '--hostname', 'benchvmi']);
-            logCpu(cpu, 'cli', t.cpuMs);
+            const t = await timedProcess([process.execPath, program, 'setup', '--vmi', vmiPath, '--netns', pod.pod.path, '--state-dir', join(dir, 'state'), '--resolv-conf', '/dev/null', '--hostname', 'benchvmi']);
+            logCpu(cpu, name, t.cpuMs);
             return t.wallMs;
           }),
-      },
+      })),
       {
         name: 'node',
         run: async () => {
@@ -211,26 +229,33 @@ export async function coldRows(env: BenchEnv): Promise<Row[]> {
     ],
     env.rounds,
   );
-  const cli = samples.get('cli') ?? [];
   const bare = samples.get('node') ?? [];
-  return [
-    {
-      what: "cold `virt-net-agent setup` process vs `node -e ''`",
-      agent: fmtMs(median(cli), p90(cli)),
-      baseline: fmtMs(median(bare), p90(bare)),
-      ratio: median(cli) / median(bare),
-      target: '≤ 2.0×',
-      met: median(cli) <= 2 * median(bare),
-    },
-    {
-      what: 'same, CPU time (user+sys incl. nft children)',
-      agent: `${median(cpu.get('cli') ?? []).toFixed(0)} ms`,
-      baseline: `${median(cpu.get('node') ?? []).toFixed(0)} ms`,
-      ratio: median(cpu.get('cli') ?? []) / median(cpu.get('node') ?? []),
-      target: '≤ 2.0×',
-      met: median(cpu.get('cli') ?? []) <= 2 * median(cpu.get('node') ?? []),
-    },
-  ];
+  const bareCpu = median(cpu.get('node') ?? []);
+  return programs.flatMap(({ name }, index): Row[] => {
+    const wall = samples.get(name) ?? [];
+    const cpuMs = median(cpu.get(name) ?? []);
+    const label = name === 'bundle' ? 'dist/virt-net-agent.mjs, as shipped' : 'dist/agent/cli.js module tree';
+    // The first program is the one the target applies to (the bundle when built); the other is for comparison.
+    const judged = index === 0;
+    return [
+      {
+        what: `cold \`virt-net-agent setup\` process (${label}) vs \`node -e ''\``,
+        agent: fmtMs(median(wall), p90(wall)),
+        baseline: fmtMs(median(bare), p90(bare)),
+        ratio: median(wall) / median(bare),
+        target: judged ? '≤ 2.0×' : '-',
+        met: judged ? median(wall) <= 2 * median(bare) : null,
+      },
+      {
+        what: `same, CPU time (user+sys incl. nft children), ${name}`,
+        agent: `${cpuMs.toFixed(0)} ms`,
+        baseline: `${bareCpu.toFixed(0)} ms`,
+        ratio: cpuMs / bareCpu,
+        target: judged ? '≤ 2.0×' : '-',
+        met: judged ? cpuMs <= 2 * bareCpu : null,
+      },
+    ];
+  });
 }
 
 export async function scaleRows(env: BenchEnv, counts: readonly number[] = [1, 8, 32, 64]): Promise<Row[]> {

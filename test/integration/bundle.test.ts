@@ -1,4 +1,4 @@
-// The single-file build (dist/virt-net-agent.mjs, made by scripts/bundle.mjs; what the image runs) behaves as the module
+// The bundle (dist/virt-net-agent.mjs + dist/chunks/, made by scripts/bundle.mjs; what the image runs) behaves as the module
 // tree it is made from: the same output for the pure commands, and setup, re-run, serve and teardown in a CNI pod.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,8 +13,13 @@ const PLAN = ['plan', '--vmi', 'examples/vmi-masquerade.yaml', '--pod', 'example
 const MULTUS_PLAN = ['plan', '--vmi', 'examples/vmi-bridge-multus.yaml', '--pod', 'examples/pod-multus.json', '--arch', 'amd64'];
 
 describe('the bundle', { timeout: 600_000 }, () => {
-  it('exists after the build and is one file', () => {
+  it('exists after the build; plan loads its own chunk and no native addon or gRPC', async () => {
     expect(existsSync(BUNDLE)).toBe(true);
+    // What plan's process loaded, from Node's own module tracing of the ESM loader (stderr).
+    const traced = await runProgram(BUNDLE, PLAN, { NODE_DEBUG: 'esm' });
+    expect(traced.code).toBe(0);
+    expect(traced.stderr).toMatch(/chunks\/cmd-plan-/);
+    expect(traced.stderr).not.toMatch(/koffi|netlink|@grpc|chunks\/cmd-setup-/);
   });
 
   it('prints the same version, help and plans as the module tree', async () => {
