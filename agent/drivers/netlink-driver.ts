@@ -1,4 +1,4 @@
-// The real KernelDriver: rtnetlink in-process (npm netlink), taps by tun ioctls, sysctls by /proc/sys, nftables by one nft -f.
+// The real KernelDriver: rtnetlink in-process (npm netlink), taps by tun ioctls, sysctls by /proc/sys, nftables through libnftables in-process (the nft binary as fallback).
 //
 // Namespace: by default everything acts on the namespace the main thread is in when the driver is created (the CLI
 // calls enterNetns first). With `netns`, the driver stays usable from a process that remains in its own namespace
@@ -10,6 +10,7 @@ import { parseCidr, cidrAddress } from '../ip.js';
 import { noteNetlinkSocketClosed, noteNetlinkSocketOpened, openNetnsScope, type NetnsScope, type NetnsTarget } from '../netns.js';
 import type { AddressInfo, KernelDriver, LinkChanges, LinkInfo, RouteInfo, TapOptions } from './kernel.js';
 import { hasErrno, KernelError } from './kernel-error.js';
+import { createLibNft } from './libnftables.js';
 import { createNft } from './nft.js';
 import { Rtnl, type RtLink, type RtRoute } from './rtnl.js';
 import { readSysctl, writeSysctl } from './sysctl.js';
@@ -86,7 +87,8 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
     throw err;
   }
   noteNetlinkSocketOpened();
-  const nft = createNft({ spawnIn: inNs });
+  // In-process libnftables (no process per nft command); the nft binary where the library cannot be loaded.
+  const nft = createLibNft(inNs) ?? createNft({ spawnIn: inNs });
   const kindSupport = new Map<string, Promise<boolean>>();
   let closed = false;
   const label = (index: number): string => `ifindex ${index}`;

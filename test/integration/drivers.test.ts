@@ -9,7 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { createCountingDriver, type WriteMethod } from '../../agent/drivers/counting.js';
 import type { KernelDriver } from '../../agent/drivers/kernel.js';
 import { KernelError } from '../../agent/drivers/kernel-error.js';
+import { createLibNft } from '../../agent/drivers/libnftables.js';
 import { createNetlinkDriver } from '../../agent/drivers/netlink-driver.js';
+import { createNft } from '../../agent/drivers/nft.js';
 import { InputError } from '../../agent/errors.js';
 import { openNetnsScope } from '../../agent/netns.js';
 import { netnsAvailable, runOk, withNetns, type Netns } from '../helpers/netns.js';
@@ -341,6 +343,37 @@ describe.skipIf(!netnsAvailable())('netlink driver on real namespaces', () => {
         expect(k.message).not.toContain('\n');
         expect((await ns.execOk(['nft', 'list', 'ruleset'])).stdout).toBe(inside);
         expect((await runOk(['nft', 'list', 'ruleset'])).stdout).toBe(hostRuleset);
+      }),
+    T,
+  );
+
+  it(
+    'libnftables (the driver\'s nft) and the nft binary (its fallback) apply, list and refuse alike, in the namespace',
+    () =>
+      withNetns('nftlib', async (ns) => {
+        const scope = openNetnsScope({ netnsPath: ns.path });
+        try {
+          const inNs = <X>(fn: () => X): X => scope.run(fn);
+          const lib = createLibNft(inNs);
+          expect(lib).not.toBeNull();
+          const binary = createNft({ spawnIn: inNs });
+          await lib!.apply('table ip vna_lib {\n  chain c {\n    type filter hook input priority 0; policy accept;\n    counter\n  }\n}\n');
+          await binary.apply('table ip vna_bin {\n}\n');
+          const listed = await lib!.list();
+          expect(listed).toBe(await binary.list());
+          expect(listed).toContain('table ip vna_lib');
+          expect(listed).toContain('table ip vna_bin');
+          expect(listed).toBe((await ns.execOk(['nft', 'list', 'ruleset'])).stdout);
+          const bad = 'table ip other {\n}\ntable ip vna_lib {\n  chain x { bogus }\n}\n';
+          const fromLib = expectKernelError(await lib!.apply(bad).catch((e: unknown) => e), null);
+          const fromBinary = expectKernelError(await binary.apply(bad).catch((e: unknown) => e), null);
+          // Word for word nft's first stderr line, file:line:column included.
+          expect(fromBinary.message).toMatch(/^\/dev\/stdin:4:\d+-\d+: Error: syntax error/);
+          expect(fromLib.message).toBe(fromBinary.message);
+          expect(await lib!.list()).toBe(listed);
+        } finally {
+          scope.close();
+        }
       }),
     T,
   );
