@@ -60,12 +60,15 @@ export function selfCpuMs(): number {
   return (own.user + own.system) / 1000 + childTicks * 10;
 }
 
-/** Runs argv under GNU time; resolves with wall ms and the child's CPU ms (user+sys incl. its children); rejects on a non-zero exit. */
+/** Runs argv under bash's `time`; resolves with wall ms and the child's CPU ms (user+sys incl. its children); rejects on a non-zero exit. */
 export function timedProcess(argv: readonly string[]): Promise<Timing> {
   const timeFile = join(tmpdir(), `vna-bench-time-${process.pid}-${Math.random().toString(16).slice(2)}`);
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
-    const child = spawn('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // bash's `time` keyword: user and system CPU of the command and its children in ms (GNU time's %U %S are
+    // 10 ms ticks, which read 0 for a fast script and made the CPU ratio infinite).
+    const timed = 'TIMEFORMAT="%3U %3S"; { time "$@" 2>&3 >/dev/null; } 3>&2 2>"$VNA_TIME_FILE"';
+    const child = spawn('bash', ['-c', timed, 'bash', ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, VNA_TIME_FILE: timeFile } });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);
