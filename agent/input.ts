@@ -92,10 +92,6 @@ function tryJson(text: string): { ok: true; value: unknown } | { ok: false } {
   }
 }
 
-/**
- * Reads one YAML or JSON document from a file or "-" (stdin).
- * Throws InputError(field, …) when the file cannot be read, does not parse, is empty or holds several documents.
- */
 type YamlModule = typeof import('yaml');
 
 /**
@@ -107,6 +103,10 @@ async function loadYaml(): Promise<YamlModule> {
   return typeof loaded.parseAllDocuments === 'function' ? loaded : (loaded.default ?? loaded);
 }
 
+/**
+ * Reads one YAML or JSON document from a file or "-" (stdin).
+ * Throws InputError(field, …) when the file cannot be read, does not parse, is empty or holds several documents.
+ */
 export async function readDocument(path: string, field: string): Promise<unknown> {
   const text = await readTextFile(path, field);
   const name = sourceName(path);

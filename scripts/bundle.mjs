@@ -9,7 +9,7 @@
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
-export const BUNDLE = 'dist/virt-net-agent.mjs';
+const BUNDLE = 'dist/virt-net-agent.mjs';
 const CHUNKS = 'dist/chunks';
 
 rmSync(CHUNKS, { recursive: true, force: true }); // chunk names carry hashes: drop the previous build's

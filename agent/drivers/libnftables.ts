@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
-import type { Nft } from './nft.js';
+import { firstLine, type Nft } from './nft.js';
 
 type Pointer = unknown;
 
@@ -56,7 +56,7 @@ export function loadLibNftables(): LibNftables | null {
 
 /** The library's first error line, with the ruleset file named as `nft -f -` names its input. */
 function firstErrorLine(text: string, file: string | null): string {
-  const line = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '';
+  const line = firstLine(text);
   return file !== null && line.startsWith(`${file}:`) ? `/dev/stdin:${line.slice(file.length + 1)}` : line;
 }
 

@@ -28,7 +28,7 @@ interface NftResult {
 }
 
 /** First non-empty stderr line, e.g. "/dev/stdin:3:5-10: Error: syntax error, unexpected …". */
-function firstLine(text: string): string {
+export function firstLine(text: string): string {
   return text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '';
 }
 

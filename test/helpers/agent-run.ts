@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Netns } from './netns.js';
 
 export const CLI = join(process.cwd(), 'dist/agent/cli.js');
-/** The single-file build the image runs (scripts/bundle.mjs). */
+/** The bundle the image runs: this entry file plus dist/chunks/ (scripts/bundle.mjs). */
 export const BUNDLE = join(process.cwd(), 'dist/virt-net-agent.mjs');
 
 export interface AgentRun {
