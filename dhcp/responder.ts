@@ -247,7 +247,9 @@ function buildReply(
   const viaRelay = request.giaddr !== ZERO;
   let flags = request.flags;
   if (kind === 'nak' && viaRelay) flags |= BROADCAST_FLAG;
-  const base = {
+  // One reply object: the drop loop below shrinks `options` in place (a `{ ...base, options }` per attempt would be
+  // garbage V8 promotes; see server-v4.ts).
+  const reply: DhcpPacket = {
     op: BOOTREPLY,
     htype: request.htype,
     hlen: request.hlen,
@@ -263,10 +265,10 @@ function buildReply(
     sname: '',
     file: '',
     messageType,
+    options,
   };
   const maxSize = replyBudget(request);
   const order = requested;
-  let reply: DhcpPacket = { ...base, options };
   let wire = tryEncodeDhcpPacket(reply, { maxSize, order });
   while (wire === null) {
     const code = dropOrder.shift();
@@ -274,7 +276,6 @@ function buildReply(
     if (code === undefined) throw new Error('unreachable: a reply with only 53 and 54 does not fit');
     options.delete(code);
     dropped.push(code);
-    reply = { ...base, options };
     wire = tryEncodeDhcpPacket(reply, { maxSize, order });
   }
 
