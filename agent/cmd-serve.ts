@@ -13,7 +13,7 @@ import { AgentError, InputError } from './errors.js';
 import { enterNetns } from './netns.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
 import { podTargetFromFlags } from './pod-target.js';
-import { SERVE_HEAP_FLAG, SERVE_REEXEC_ENV, reexecWithServeHeap } from './serve-heap.js';
+import { SERVE_NODE_FLAGS, SERVE_REEXEC_ENV, reexecWithServeHeap } from './serve-heap.js';
 import { DEFAULT_STATE_ROOT, StateDir, type AgentState, type NetworkState } from './state-dir.js';
 
 const OPTIONS = {
@@ -35,11 +35,11 @@ serve resumes from the state dir. Logs are pino JSON lines on stdout, one per DH
   --netns PATH      the pod's network namespace file (default: the current one)
   --pid PID         the virt-launcher PID: serve inside /proc/PID/ns/net
 
-Once its input is checked, serve re-executes itself (same PID and arguments) as "node ${SERVE_HEAP_FLAG} …": a
-small V8 young generation keeps its memory flat under a steady stream of requests.
+Once its input is checked, serve re-executes itself (same PID and arguments) as "node ${SERVE_NODE_FLAGS.join(' ')} …":
+a small V8 young generation and no GC/compiler threads keep its memory flat under a steady stream of requests.
 
 Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info; debug also logs ignored packets).
-             ${SERVE_REEXEC_ENV}=0 keeps V8's default heap (no re-exec).
+             ${SERVE_REEXEC_ENV}=0 keeps node's defaults (no re-exec).
 Exit status: 0 stopped by a signal; 2 bad flags, or no state to serve; 3 a planned bridge is missing; 1 internal error.
 `;
 
@@ -177,10 +177,10 @@ async function runServe(args: readonly string[]): Promise<number> {
   if (!networks.some((network) => SERVICE_KINDS.some((kind) => kind.planned(network)))) {
     throw new InputError('--state-dir', `nothing to serve in ${stateDir.statePath}: no network has a planned DHCP server`);
   }
-  // Input is valid: now (before any socket or namespace switch) become `node ${SERVE_HEAP_FLAG} …` if not already.
+  // Input is valid: now (before any socket or namespace switch) become `node ${SERVE_NODE_FLAGS} …` if not already.
   const reexecFailure = reexecWithServeHeap();
   const logger = createLogger(state);
-  if (reexecFailure !== null) logger.warn({ reason: reexecFailure }, `serving with V8's default heap: re-exec with ${SERVE_HEAP_FLAG} failed`);
+  if (reexecFailure !== null) logger.warn({ reason: reexecFailure }, `serving with node's defaults: re-exec with ${SERVE_NODE_FLAGS.join(' ')} failed`);
   // Signals are caught from here on, so a SIGTERM during start-up still ends in a clean stop.
   const stopped = untilSignal();
   if (target) enterNetns(target); // before any socket exists: sockets belong to the namespace they are created in

@@ -1,9 +1,12 @@
-// serve's memory bound: re-executes the process once (execv, same PID) with V8 young-generation limits that suit a
-// long-running server answering one guest, because V8 reads heap sizes only at start-up.
+// serve's memory bound: re-executes the process once (execv, same PID) with V8 flags that suit a long-running server
+// answering one guest, because V8 reads them only at start-up.
 //
-// By default V8 lets the young generation grow to 2 × 16 MiB under a steady allocation rate; for serve that growth was
-// ~35 MiB of RSS after 10k DHCP exchanges (BENCHMARKS.md) for no gain: a 2 MiB semi-space is scavenged in well
-// under a millisecond. The re-exec happens before serve opens anything (stdio is kept, other descriptors are closed
+// --max-semi-space-size=2: by default V8 lets the young generation grow to 2 × 16 MiB under a steady allocation rate;
+// for serve that growth was ~35 MiB of RSS after 10k DHCP exchanges (BENCHMARKS.md) for no gain: a 2 MiB semi-space
+// is scavenged in well under a millisecond.
+// --single-threaded: no concurrent GC or compiler threads. Their malloc arenas and zones stayed resident after a burst
+// of requests (~4 MiB of RSS after 10k exchanges); serve's heap is a few MiB, so doing that work on the main thread
+// costs nothing measurable (DORA p50 unchanged). The re-exec happens before serve opens anything (stdio is kept, other descriptors are closed
 // on exec); the PID, environment and arguments stay, so whoever supervises serve sees no difference.
 // Skipped when the flag is already set (argv or NODE_OPTIONS) or VIRT_NET_AGENT_SERVE_REEXEC=0; a failed execv is
 // reported to the caller, which goes on with the default heap.
@@ -11,23 +14,23 @@ import { readdirSync } from 'node:fs';
 import { FD_CLOEXEC, F_GETFD, F_SETFD, libc } from './drivers/libc.js';
 import { describeErrno, errnoName } from './drivers/kernel-error.js';
 
-export const SERVE_HEAP_FLAG = '--max-semi-space-size=2';
+export const SERVE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded'];
 export const SERVE_REEXEC_ENV = 'VIRT_NET_AGENT_SERVE_REEXEC';
 
-/** Whether this process should re-execute itself with SERVE_HEAP_FLAG. */
+/** Whether this process should re-execute itself with SERVE_NODE_FLAGS (not when node already has a semi-space size). */
 export function needsHeapReexec(execArgv: readonly string[], env: NodeJS.ProcessEnv): boolean {
   if (env[SERVE_REEXEC_ENV] === '0') return false;
   const set = (text: string): boolean => /--max-semi-space-size\b|--max_semi_space_size\b/.test(text);
   return !execArgv.some(set) && !set(env['NODE_OPTIONS'] ?? '');
 }
 
-/** The argv of the re-executed process: node, the heap flag, node's own flags, the script and its arguments. */
+/** The argv of the re-executed process: node, the serve flags, node's own flags, the script and its arguments. */
 export function reexecArgv(execPath: string, execArgv: readonly string[], argv: readonly string[]): string[] {
-  return [execPath, SERVE_HEAP_FLAG, ...execArgv, ...argv.slice(1)];
+  return [execPath, ...SERVE_NODE_FLAGS, ...execArgv, ...argv.slice(1)];
 }
 
 /**
- * Replaces this process with `node SERVE_HEAP_FLAG …same arguments` when needed. Returns only when no re-exec was
+ * Replaces this process with `node SERVE_NODE_FLAGS …same arguments` when needed. Returns only when no re-exec was
  * needed (null) or execv failed (the reason).
  */
 export function reexecWithServeHeap(): string | null {

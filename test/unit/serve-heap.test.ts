@@ -1,13 +1,14 @@
-// When serve re-executes itself with the heap flag, and with which argv (agent/serve-heap.ts; the execv itself is
+// When serve re-executes itself with its node flags, and with which argv (agent/serve-heap.ts; the execv itself is
 // exercised by the serve integration tests, which check the running process's command line).
 import { describe, expect, it } from 'vitest';
-import { SERVE_HEAP_FLAG, needsHeapReexec, reexecArgv } from '../../agent/serve-heap.js';
+import { SERVE_NODE_FLAGS, needsHeapReexec, reexecArgv } from '../../agent/serve-heap.js';
 
 describe('serve heap re-exec', () => {
   it('is needed unless the flag is set in node argv or NODE_OPTIONS, or the opt-out is given', () => {
     expect(needsHeapReexec([], {})).toBe(true);
     expect(needsHeapReexec(['--enable-source-maps'], { NODE_OPTIONS: '--max-old-space-size=100' })).toBe(true);
-    expect(needsHeapReexec([SERVE_HEAP_FLAG], {})).toBe(false);
+    expect(needsHeapReexec([...SERVE_NODE_FLAGS], {})).toBe(false);
+    expect(needsHeapReexec(['--single-threaded'], {})).toBe(true);
     expect(needsHeapReexec(['--max-semi-space-size=8'], {})).toBe(false);
     expect(needsHeapReexec(['--max_semi_space_size=8'], {})).toBe(false);
     expect(needsHeapReexec([], { NODE_OPTIONS: '--trace-gc --max-semi-space-size=4' })).toBe(false);
@@ -15,10 +16,11 @@ describe('serve heap re-exec', () => {
     expect(needsHeapReexec([], { VIRT_NET_AGENT_SERVE_REEXEC: '1' })).toBe(true);
   });
 
-  it('keeps node, its flags, the script and every argument, with the heap flag first', () => {
+  it('keeps node, its flags, the script and every argument, with the serve flags first', () => {
     expect(reexecArgv('/usr/bin/node', ['--cpu-prof'], ['/usr/bin/node', '/opt/vna/dist/virt-net-agent.mjs', 'serve', '--netns', '/run/netns/p'])).toEqual([
       '/usr/bin/node',
-      SERVE_HEAP_FLAG,
+      '--max-semi-space-size=2',
+      '--single-threaded',
       '--cpu-prof',
       '/opt/vna/dist/virt-net-agent.mjs',
       'serve',
