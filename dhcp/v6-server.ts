@@ -72,24 +72,19 @@ export async function startDhcpV6Server(plan: DhcpV6Plan, logger: Logger, option
       log.info({ type: request.msgType, source, xid: request.transactionId }, `dhcpv6 request dropped: ${reason}`);
       return;
     }
-    const fields = {
-      type: decision.log.type,
-      xid: decision.log.transactionId,
-      mac: decision.log.mac,
-      duid: decision.log.clientDuid,
-      source,
-    };
+    // Records spelled out key by key, not `{ ...fields, more }`: V8 promotes such objects (see server-v4.ts).
+    const { type, transactionId: xid, mac, clientDuid: duid } = decision.log;
     if (decision.kind === 'ignore') {
-      log.info({ ...fields, reason: decision.reason }, `dhcpv6 ${decision.log.type} ignored`);
+      log.info({ type, xid, mac, duid, source, reason: decision.reason }, `dhcpv6 ${decision.log.type} ignored`);
       return;
     }
     socket.send(decision.bytes, clientPort, `${source}%${iface}`, (error) => {
       if (error) {
-        log.warn({ ...fields, reply: decision.replyType, err: error }, `dhcpv6 ${decision.replyType} not sent`);
+        log.warn({ type, xid, mac, duid, source, reply: decision.replyType, err: error }, `dhcpv6 ${decision.replyType} not sent`);
         return;
       }
       log.info(
-        { ...fields, reply: decision.replyType, address: decision.address, status: decision.status, iaids: decision.log.iaids },
+        { type, xid, mac, duid, source, reply: decision.replyType, address: decision.address, status: decision.status, iaids: decision.log.iaids },
         `dhcpv6 ${decision.log.type} → ${decision.replyType}`,
       );
     });
