@@ -177,7 +177,7 @@ async function runServe(args: readonly string[]): Promise<number> {
   if (!networks.some((network) => SERVICE_KINDS.some((kind) => kind.planned(network)))) {
     throw new InputError('--state-dir', `nothing to serve in ${stateDir.statePath}: no network has a planned DHCP server`);
   }
-  // Input is valid: now (before any socket or namespace switch) become `node ${SERVE_NODE_FLAGS} …` if not already.
+  // Input is valid: now (before any socket or namespace switch) become `node SERVE_NODE_FLAGS …` if not already.
   const reexecFailure = reexecWithServeHeap();
   const logger = createLogger(state);
   if (reexecFailure !== null) logger.warn({ reason: reexecFailure }, `serving with node's defaults: re-exec with ${SERVE_NODE_FLAGS.join(' ')} failed`);

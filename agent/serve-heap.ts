@@ -6,10 +6,11 @@
 // is scavenged in well under a millisecond.
 // --single-threaded: no concurrent GC or compiler threads. Their malloc arenas and zones stayed resident after a burst
 // of requests (~4 MiB of RSS after 10k exchanges); serve's heap is a few MiB, so doing that work on the main thread
-// costs nothing measurable (DORA p50 unchanged). The re-exec happens before serve opens anything (stdio is kept, other descriptors are closed
-// on exec); the PID, environment and arguments stay, so whoever supervises serve sees no difference.
-// Skipped when the flag is already set (argv or NODE_OPTIONS) or VIRT_NET_AGENT_SERVE_REEXEC=0; a failed execv is
-// reported to the caller, which goes on with the default heap.
+// costs nothing measurable (DORA p50 unchanged).
+// The re-exec happens before serve opens anything (stdio is kept, other descriptors are closed on exec); the PID,
+// environment and arguments stay, so whoever supervises serve sees no difference. Skipped when node already has a
+// semi-space size (argv or NODE_OPTIONS) or VIRT_NET_AGENT_SERVE_REEXEC=0; a failed execv is reported to the caller,
+// which goes on with node's defaults.
 import { readdirSync } from 'node:fs';
 import { FD_CLOEXEC, F_GETFD, F_SETFD, libc } from './drivers/libc.js';
 import { describeErrno, errnoName } from './drivers/kernel-error.js';

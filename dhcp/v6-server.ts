@@ -75,7 +75,7 @@ export async function startDhcpV6Server(plan: DhcpV6Plan, logger: Logger, option
     // Records spelled out key by key, not `{ ...fields, more }`: V8 promotes such objects (see server-v4.ts).
     const { type, transactionId: xid, mac, clientDuid: duid } = decision.log;
     if (decision.kind === 'ignore') {
-      log.info({ type, xid, mac, duid, source, reason: decision.reason }, `dhcpv6 ${decision.log.type} ignored`);
+      log.info({ type, xid, mac, duid, source, reason: decision.reason }, `dhcpv6 ${type} ignored`);
       return;
     }
     socket.send(decision.bytes, clientPort, `${source}%${iface}`, (error) => {
@@ -85,7 +85,7 @@ export async function startDhcpV6Server(plan: DhcpV6Plan, logger: Logger, option
       }
       log.info(
         { type, xid, mac, duid, source, reply: decision.replyType, address: decision.address, status: decision.status, iaids: decision.log.iaids },
-        `dhcpv6 ${decision.log.type} → ${decision.replyType}`,
+        `dhcpv6 ${type} → ${decision.replyType}`,
       );
     });
   });
