@@ -112,7 +112,7 @@ export class StateDir {
    * write + rename: a reader, or a run after this process crashed, sees the old or the new state, never half of one.
    * No fsync: the state matters for the pod's lifetime only (it lives in the launcher's private emptyDir, and a
    * virt-launcher pod is not restarted in place after the node crashes), and a rename needs no fsync to be atomic
-   * against a process crash. fsync cost 1–1.5 ms of CPU per write here (an ext4 journal commit), twice per setup.
+   * against a process crash. fsync cost 1–2 ms of CPU per write here (an ext4 journal commit), twice per setup.
    */
   write(state: AgentState): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });

@@ -218,7 +218,9 @@ export async function dhcpRows(env: BenchEnv, exchanges = 10_000): Promise<Row[]
           name: side.name,
           run: async () => {
             const r = await dora(side, DORAS_PER_ROUND, placement.clientCpu);
-            all.set(side.name, [...(all.get(side.name) ?? []), ...r.latenciesMs]);
+            const samples = all.get(side.name) ?? [];
+            samples.push(...r.latenciesMs);
+            all.set(side.name, samples);
             lost.set(side.name, (lost.get(side.name) ?? 0) + r.lost);
             return median(r.latenciesMs);
           },
