@@ -1,8 +1,8 @@
 // Typed rtnetlink over the npm `netlink` package (0.3.0): the only module that touches its API; plain types out, KernelError on failure.
 //
+// The package formats and parses the messages; its asynchronous socket is replaced by a blocking one (netlink-sync.ts,
+// ~10 µs per request instead of ~180 µs), whose refusals carry the errno and the kernel's extended-ack text.
 // Limitations of the library and how this module works around them:
-//   * Errors are a bare Error("Request rejected: EEXIST") with no errno field and no extended-ack text: the errno name is
-//     parsed out of the message (and ENOTSUP normalised to EOPNOTSUPP).
 //   * ifla.formatInfo()/formatBridgePort() return StreamData (a function), not bytes: serialised with an AttrStream.
 //   * AttrStream.push() masks attribute types to 14 bits, so NLA_F_NESTED can never be set. The kernel's AF_BRIDGE
 //     RTM_SETLINK path needs IFLA_PROTINFO with NLA_F_NESTED (without it the payload is read as a bare STP state byte).
@@ -14,7 +14,8 @@
 //   * The socket belongs to the network namespace in which it was created (see agent/netns.ts).
 import * as nl from 'netlink';
 import { bigIntToIp, ipToBigInt } from '../ip.js';
-import { canonicalErrno, describeErrno, KernelError } from './kernel-error.js';
+import { canonicalErrno, describeErrno, errnoName, KernelError } from './kernel-error.js';
+import { NetlinkRejection, SyncNetlinkSocket } from './netlink-sync.js';
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -196,26 +197,33 @@ const CREATE_EXCL = { flags: nl.FlagsNew.CREATE | nl.FlagsNew.EXCL };
 
 /** One rtnetlink socket, bound to the namespace current when open() ran. */
 export class Rtnl {
-  private constructor(private readonly socket: nl.RtNetlinkSocket) {}
-
   static open(): Rtnl {
-    return new Rtnl(nl.createRtNetlink());
+    // The package's RtNetlinkSocket formats and parses; the blocking socket under it moves the bytes (netlink-sync.ts).
+    const transport = new SyncNetlinkSocket();
+    return new Rtnl(new nl.RtNetlinkSocket(transport as unknown as nl.NetlinkSocket), transport);
   }
+
+  private constructor(
+    private readonly socket: nl.RtNetlinkSocket,
+    private readonly transport: SyncNetlinkSocket,
+  ) {}
 
   close(): void {
-    this.socket.socket.close();
+    this.transport.close();
   }
 
-  /** Runs one request; a rejection becomes KernelError("netlink: <what>", ERRNO). */
+  /** Runs one request; a refusal becomes KernelError("netlink: <what>", ERRNO) with the kernel's text when it gave one. */
   private async call<T>(what: string, request: () => Promise<T>): Promise<T> {
     try {
       return await request();
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      const match = /Request rejected: (E[A-Z0-9]+|\d+)/.exec(message);
-      const raw = match?.[1];
-      const code = raw === undefined ? null : canonicalErrno(/^\d+$/.test(raw) ? `E${raw}` : raw);
-      throw new KernelError(`netlink: ${what}`, code, code !== null ? describeErrno(code) : message);
+      if (err instanceof NetlinkRejection) {
+        const code = canonicalErrno(errnoName(err.errno));
+        const detail = err.kernelMessage !== null ? `: ${err.kernelMessage}` : '';
+        throw new KernelError(`netlink: ${what}`, code, `${describeErrno(code)}${detail}`);
+      }
+      // The socket itself failed (closed, no reply, a malformed reply): no errno from the kernel.
+      throw new KernelError(`netlink: ${what}`, null, err instanceof Error ? err.message : String(err));
     }
   }
 

@@ -126,6 +126,24 @@ describe.skipIf(!netnsAvailable())('netlink driver on real namespaces', () => {
   );
 
   it(
+    "a refused change carries the kernel's own words (extended ack), the text ip prints",
+    () =>
+      inFreshNetns(async (ns, d) => {
+        await d.createBridge('br-a');
+        await d.createBridge('br-b');
+        const a = (await link(ns, 'br-a')).ifindex;
+        const b = (await link(ns, 'br-b')).ifindex;
+        const tooBig: unknown = await d.setLink(a, { mtu: 70_000 }).catch((e: unknown) => e);
+        expect(expectKernelError(tooBig, 'EINVAL').message).toBe('EINVAL (Invalid argument): mtu greater than device maximum');
+        const nested: unknown = await d.setLink(a, { master: b }).catch((e: unknown) => e);
+        expect(expectKernelError(nested, null).message).toMatch(/: Can not enslave a bridge to a bridge$/);
+        // The socket answers the next request normally after a refusal.
+        expect(await d.linkIndex('br-b')).toBe(b);
+      }),
+    T,
+  );
+
+  it(
     'detects that this kernel has no dummy links (probe leaves nothing behind), and bridges are supported',
     () =>
       inFreshNetns(async (ns, d) => {
