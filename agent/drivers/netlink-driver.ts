@@ -94,9 +94,9 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
   const label = (index: number): string => `ifindex ${index}`;
 
   async function indexOf(name: string, op: string): Promise<number> {
-    const link = await rtnl.linkByName(name);
-    if (link === null) throw new KernelError(op, 'ENODEV', `no link named ${name}`);
-    return link.index;
+    const index = rtnl.indexByName(name);
+    if (index === null) throw new KernelError(op, 'ENODEV', `no link named ${name}`);
+    return index;
   }
 
   /** Creates and deletes a throwaway link of the kind; EOPNOTSUPP ("Unknown device type") means unsupported. */
@@ -117,7 +117,7 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
       return (await rtnl.links()).map(toLinkInfo);
     },
     async linkIndex(name) {
-      return (await rtnl.linkByName(name))?.index ?? null;
+      return rtnl.indexByName(name);
     },
     async listAddresses() {
       return (await rtnl.addresses()).map((a) => ({

@@ -21,6 +21,9 @@ const NETLINK_EXT_ACK = 11;
 const MSG_TRUNC = 0x20;
 const EINTR = 4;
 const EAGAIN = 11;
+const ENODEV = 19;
+const SIOCGIFINDEX = 0x8933;
+const IFNAMSIZ = 16;
 
 const NLMSG_HDRLEN = 16;
 const NLMSG_ERROR = 2;
@@ -69,6 +72,7 @@ interface SocketCalls {
   setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
   send(fd: number, buf: Buffer, length: number, flags: number): number;
   recv(fd: number, buf: Buffer, length: number, flags: number): number;
+  ioctl(fd: number, request: number, buf: Buffer): number;
   close(fd: number): number;
 }
 
@@ -84,12 +88,15 @@ function socketCalls(): SocketCalls {
   // void * parameters get a Buffer's memory directly (no copy in or out).
   const send = lib.func('long send(int fd, const void *buf, size_t len, int flags)') as RawFn;
   const recv = lib.func('long recv(int fd, void *buf, size_t len, int flags)') as RawFn;
+  // ioctl is variadic; a pointer third argument travels like a fixed one on x86-64 and aarch64 (see libc.ts).
+  const ioctl = lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']) as RawFn;
   const close = lib.func('int close(int fd)') as RawFn;
   calls = {
     socket: (domain, type, protocol) => Number(socket(domain, type, protocol)),
     setsockopt: (fd, level, name, value, length) => Number(setsockopt(fd, level, name, value, length)),
     send: (fd, buf, length, flags) => Number(send(fd, buf, length, flags)),
     recv: (fd, buf, length, flags) => Number(recv(fd, buf, length, flags)),
+    ioctl: (fd, request, buf) => Number(ioctl(fd, request, buf)),
     close: (fd) => Number(close(fd)),
   };
   return calls;
@@ -176,6 +183,22 @@ export class SyncNetlinkSocket {
     if (this.fd < 0) return;
     socketCalls().close(this.fd);
     this.fd = -1;
+  }
+
+  /**
+   * The ifindex of a link by name (SIOCGIFINDEX, what if_nametoindex(3) does), in the socket's namespace; null when
+   * there is no such link. A few µs: no RTM_GETLINK reply to build and parse.
+   */
+  interfaceIndex(name: string): number | null {
+    if (this.fd < 0) throw new Error('netlink socket is closed');
+    const nameBytes = Buffer.from(name, 'utf8');
+    if (nameBytes.length === 0 || nameBytes.length >= IFNAMSIZ || nameBytes.includes(0) || name.includes('/')) return null;
+    const ifreq = Buffer.alloc(40);
+    nameBytes.copy(ifreq, 0);
+    if (socketCalls().ioctl(this.fd, SIOCGIFINDEX, ifreq) === 0) return ifreq.readInt32LE(IFNAMSIZ);
+    const errno = koffi.errno();
+    if (errno === ENODEV) return null;
+    throw new Error(`netlink: SIOCGIFINDEX ${name} failed: ${errnoText(errno)}`);
   }
 
   /** Sends one request (REQUEST|ACK added) and reads until its ACK, error or dump end. Throws NetlinkRejection on an error reply. */

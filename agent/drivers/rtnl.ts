@@ -232,14 +232,12 @@ export class Rtnl {
     return msgs.map(parseLink).filter((l): l is RtLink => l !== null);
   }
 
-  /** One link by name (RTM_GETLINK with IFLA_IFNAME, no dump); null for ENODEV. */
-  async linkByName(name: string): Promise<RtLink | null> {
+  /** The ifindex of a link by name (an ioctl on the socket: no link message to build and parse); null when absent. */
+  indexByName(name: string): number | null {
     try {
-      const msgs = await this.call(`get link ${name}`, () => this.socket.getLink({}, { ifname: name }));
-      return msgs.map(parseLink).find((l): l is RtLink => l !== null) ?? null;
+      return this.transport.interfaceIndex(name);
     } catch (err) {
-      if (err instanceof KernelError && err.code === 'ENODEV') return null;
-      throw err;
+      throw new KernelError(`netlink: get link ${name}`, null, err instanceof Error ? err.message : String(err));
     }
   }
 

@@ -137,8 +137,10 @@ describe.skipIf(!netnsAvailable())('netlink driver on real namespaces', () => {
         expect(expectKernelError(tooBig, 'EINVAL').message).toBe('EINVAL (Invalid argument): mtu greater than device maximum');
         const nested: unknown = await d.setLink(a, { master: b }).catch((e: unknown) => e);
         expect(expectKernelError(nested, null).message).toMatch(/: Can not enslave a bridge to a bridge$/);
-        // The socket answers the next request normally after a refusal.
+        // The socket answers the next request normally after a refusal; names resolve by ioctl in the namespace.
         expect(await d.linkIndex('br-b')).toBe(b);
+        expect(await d.linkIndex('no-such-link')).toBeNull();
+        expect(await d.linkIndex('lo')).toBe(1);
       }),
     T,
   );
