@@ -4,7 +4,7 @@
 // Code splitting keeps every subcommand lazy: each `await import('./cmd-…')` loads only that command's chunk, and an
 // external package is imported by the chunk that uses it (a single-file bundle hoists external imports to its top,
 // so every command loaded gRPC and both native addons, and serve parsed all of the code: +10 MiB RSS).
-// Left outside (loaded from node_modules at run time): the native addons (netlink, koffi), gRPC (the sidecar loads it
+// Left outside (loaded from node_modules at run time): the native addon koffi, gRPC (the sidecar loads it
 // with .proto files from proto/), and xmlbuilder2 (domain/xml.ts requires it lazily).
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
@@ -23,7 +23,7 @@ const result = await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['netlink', 'koffi', '@grpc/grpc-js', '@grpc/proto-loader', 'xmlbuilder2'],
+  external: ['koffi', '@grpc/grpc-js', '@grpc/proto-loader', 'xmlbuilder2'],
   // Bundled CommonJS code (pino, yaml) calls require(): give the ES module one.
   banner: { js: "import { createRequire as __vnaCreateRequire } from 'node:module'; const require = __vnaCreateRequire(import.meta.url);" },
   logLevel: 'warning',

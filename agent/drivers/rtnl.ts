@@ -1,21 +1,40 @@
-// Typed rtnetlink over the npm `netlink` package (0.3.0): the only module that touches its API; plain types out, KernelError on failure.
+// Typed rtnetlink: requests and replies through a blocking socket (netlink-sync.ts) and our own codec (rtnl-codec.ts);
+// plain types out, KernelError on failure.
 //
-// The package formats and parses the messages; its asynchronous socket is replaced by a blocking one (netlink-sync.ts,
-// ~10 µs per request instead of ~180 µs), whose refusals carry the errno and the kernel's extended-ack text.
-// Limitations of the library and how this module works around them:
-//   * ifla.formatInfo()/formatBridgePort() return StreamData (a function), not bytes: serialised with an AttrStream.
-//   * AttrStream.push() masks attribute types to 14 bits, so NLA_F_NESTED can never be set. The kernel's AF_BRIDGE
-//     RTM_SETLINK path needs IFLA_PROTINFO with NLA_F_NESTED (without it the payload is read as a bare STP state byte).
-//     Learning is therefore set through RTM_NEWLINK on the existing port with IFLA_LINKINFO → IFLA_INFO_SLAVE_DATA →
-//     IFLA_BRPORT_LEARNING (what `ip link set P type bridge_slave learning off` sends; those nests are parsed leniently).
-//     Reading needs no AF_BRIDGE dump either: a plain RTM_GETLINK dump carries IFLA_INFO_SLAVE_KIND "bridge" and the
-//     same IFLA_BRPORT_* attributes in IFLA_INFO_SLAVE_DATA for every bridge port.
-//   * Parsed enums come back as names ("BOOT", "LINK") or as numbers for unknown values: mapped back to numbers.
+// Notes:
+//   * ~10 µs per request (send + recv on the calling thread; the kernel executes the request inside sendmsg) against
+//     ~180 µs through the npm `netlink` package's asynchronous socket, which this module used until it became most of
+//     what a 64-network setup cost; the package's module graph (every netlink family and a native addon) was also
+//     ~100 ms of a cold start. Refusals carry the errno and the kernel's extended-ack text.
+//   * Bridge-port learning is set through RTM_NEWLINK on the existing port with IFLA_LINKINFO → IFLA_INFO_SLAVE_DATA →
+//     IFLA_BRPORT_LEARNING (what `ip link set P type bridge_slave learning off` sends). Reading needs no AF_BRIDGE dump:
+//     a plain RTM_GETLINK dump carries IFLA_INFO_SLAVE_KIND "bridge" and the IFLA_BRPORT_* attributes of every port.
 //   * The socket belongs to the network namespace in which it was created (see agent/netns.ts).
-import * as nl from 'netlink';
 import { bigIntToIp, ipToBigInt } from '../ip.js';
 import { canonicalErrno, describeErrno, errnoName, KernelError } from './kernel-error.js';
 import { NetlinkRejection, SyncNetlinkSocket } from './netlink-sync.js';
+import {
+  decodeAddress,
+  decodeLink,
+  decodeRoute,
+  encodeAddressRequest,
+  encodeDumpRequest,
+  encodeLinkRequest,
+  encodeRouteRequest,
+  NLM_F_CREATE_EXCL,
+  NLM_F_DUMP,
+  RTM_DELADDR,
+  RTM_DELLINK,
+  RTM_DELROUTE,
+  RTM_GETADDR,
+  RTM_GETLINK,
+  RTM_GETROUTE,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWROUTE,
+  RTM_SETLINK,
+  type LinkRequest,
+} from './rtnl-codec.js';
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -99,123 +118,56 @@ export function bytesIp(bytes: Buffer, family: 4 | 6): string {
   return bigIntToIp(value, family);
 }
 
-function toBytes(data: nl.StreamData): Buffer {
-  const stream = new nl.AttrStream();
-  stream.emit(data);
-  return Buffer.concat(stream.bufs);
-}
-
-function enumNumber(value: unknown, table: Readonly<Record<string, unknown>>, fallback: number): number {
-  if (typeof value === 'number') return value;
-  if (typeof value === 'string') {
-    const n = table[value];
-    if (typeof n === 'number') return n;
-  }
-  return fallback;
-}
-
-function u32(buf: Buffer | undefined): number | null {
-  return buf !== undefined && buf.length >= 4 ? buf.readUInt32LE(0) : null;
-}
-
-function u8flag(buf: Buffer | undefined): boolean {
-  return buf !== undefined && buf.length >= 1 && buf[0] !== 0;
-}
-
-function familyOf(raw: number | undefined): 4 | 6 | null {
+function familyOf(raw: number): 4 | 6 | null {
   if (raw === AF_INET) return 4;
   if (raw === AF_INET6) return 6;
   return null;
 }
 
-function parseLink(msg: nl.rt.LinkMessage): RtLink | null {
-  const { data, attrs } = msg;
-  if (data.index === undefined || attrs.ifname === undefined) return null;
-  let kind: string | null = null;
-  let learning: boolean | null = null;
-  let tun: RtTun | null = null;
-  if (attrs.linkinfo !== undefined) {
-    const info = nl.ifla.parseInfo(attrs.linkinfo);
-    kind = info.kind ?? null;
-    if (info.slaveKind === 'bridge' && info.slaveData !== undefined) {
-      const port = nl.ifla.parseBridgePort(info.slaveData);
-      if (port.learning !== undefined) learning = port.learning !== 0;
-    }
-    if (kind === 'tun' && info.data !== undefined) {
-      const t = nl.ifla.parseTun(info.data);
-      tun = {
-        owner: u32(t.owner),
-        group: u32(t.group),
-        multiQueue: u8flag(t.multiQueue),
-        persist: u8flag(t.persist),
-        vnetHdr: u8flag(t.vnetHdr),
-        pi: u8flag(t.pi),
-      };
-    }
-  }
-  return {
-    index: data.index,
-    name: attrs.ifname,
-    kind,
-    address: attrs.address ?? null,
-    mtu: attrs.mtu ?? 0,
-    up: data.flags?.up === true,
-    master: attrs.master !== undefined && attrs.master !== 0 ? attrs.master : null,
-    learning,
-    tun,
-  };
+function parseAddress(body: Buffer): RtAddress | null {
+  const a = decodeAddress(body);
+  const family = a === null ? null : familyOf(a.family);
+  if (a === null || family === null || a.address === null) return null;
+  return { index: a.index, family, ip: bytesIp(a.address, family), prefixLength: a.prefixLength, scope: a.scope };
 }
 
-function parseAddress(msg: nl.rt.AddressMessage): RtAddress | null {
-  const family = familyOf(msg.data.family);
-  if (family === null || msg.data.index === undefined) return null;
-  const bytes = family === 4 ? (msg.attrs.local ?? msg.attrs.address) : msg.attrs.address;
-  if (bytes === undefined) return null;
-  return { index: msg.data.index, family, ip: bytesIp(bytes, family), prefixLength: msg.data.prefixlen ?? 0, scope: msg.data.scope ?? 0 };
-}
-
-function parseRoute(msg: nl.rt.RouteMessage): RtRoute | null {
-  const { data, attrs } = msg;
-  const family = familyOf(data.family);
-  if (family === null) return null;
-  const dstLength = data.dstLen ?? 0;
+function parseRoute(body: Buffer): RtRoute | null {
+  const r = decodeRoute(body);
+  const family = r === null ? null : familyOf(r.family);
+  if (r === null || family === null) return null;
   return {
     family,
-    dstLength,
-    dst: attrs.dst !== undefined ? bytesIp(attrs.dst, family) : dstLength === 0 ? null : bytesIp(Buffer.alloc(family === 4 ? 4 : 16), family),
-    gateway: attrs.gateway !== undefined ? bytesIp(attrs.gateway, family) : null,
-    oif: attrs.oif ?? null,
-    table: attrs.table ?? data.table ?? 0,
-    protocol: enumNumber(data.protocol, nl.rt.RouteProtocol as unknown as Record<string, unknown>, 0),
-    scope: enumNumber(data.scope, nl.rt.RouteScope as unknown as Record<string, unknown>, 0),
-    type: enumNumber(data.type, nl.rt.RouteType as unknown as Record<string, unknown>, 0),
-    priority: attrs.priority ?? null,
+    dstLength: r.dstLength,
+    dst: r.dst !== null ? bytesIp(r.dst, family) : r.dstLength === 0 ? null : bytesIp(Buffer.alloc(family === 4 ? 4 : 16), family),
+    gateway: r.gateway !== null ? bytesIp(r.gateway, family) : null,
+    oif: r.oif,
+    table: r.table,
+    protocol: r.protocol,
+    scope: r.scope,
+    type: r.type,
+    priority: r.priority,
   };
 }
-
-const CREATE_EXCL = { flags: nl.FlagsNew.CREATE | nl.FlagsNew.EXCL };
 
 /** One rtnetlink socket, bound to the namespace current when open() ran. */
 export class Rtnl {
   static open(): Rtnl {
-    // The package's RtNetlinkSocket formats and parses; the blocking socket under it moves the bytes (netlink-sync.ts).
-    const transport = new SyncNetlinkSocket();
-    return new Rtnl(new nl.RtNetlinkSocket(transport as unknown as nl.NetlinkSocket), transport);
+    return new Rtnl(new SyncNetlinkSocket());
   }
 
-  private constructor(
-    private readonly socket: nl.RtNetlinkSocket,
-    private readonly transport: SyncNetlinkSocket,
-  ) {}
+  private constructor(private readonly socket: SyncNetlinkSocket) {}
 
   close(): void {
-    this.transport.close();
+    this.socket.close();
   }
 
-  /** Runs one request; a refusal becomes KernelError("netlink: <what>", ERRNO) with the kernel's text when it gave one. */
-  private async call<T>(what: string, request: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one request and returns the reply bodies. Async only so callers keep one shape: the work is done on return.
+   * A refusal becomes KernelError("netlink: <what>", ERRNO) with the kernel's text when it gave one.
+   */
+  private async call(what: string, type: number, body: Buffer, flags = 0): Promise<Buffer[]> {
     try {
-      return await request();
+      return this.socket.requestSync(type, body, flags).map((message) => message.data);
     } catch (err) {
       if (err instanceof NetlinkRejection) {
         const code = canonicalErrno(errnoName(err.errno));
@@ -227,126 +179,104 @@ export class Rtnl {
     }
   }
 
+  private async setLinkRequest(what: string, request: LinkRequest): Promise<void> {
+    await this.call(what, RTM_SETLINK, encodeLinkRequest(request));
+  }
+
   async links(): Promise<RtLink[]> {
-    const msgs = await this.call('list links', () => this.socket.getLinks());
-    return msgs.map(parseLink).filter((l): l is RtLink => l !== null);
+    const bodies = await this.call('list links', RTM_GETLINK, encodeDumpRequest(RTM_GETLINK), NLM_F_DUMP);
+    return bodies.map(decodeLink).filter((l): l is RtLink => l !== null);
   }
 
   /** The ifindex of a link by name (an ioctl on the socket: no link message to build and parse); null when absent. */
   indexByName(name: string): number | null {
     try {
-      return this.transport.interfaceIndex(name);
+      return this.socket.interfaceIndex(name);
     } catch (err) {
       throw new KernelError(`netlink: get link ${name}`, null, err instanceof Error ? err.message : String(err));
     }
   }
 
   async addresses(): Promise<RtAddress[]> {
-    const msgs = await this.call('list addresses', () => this.socket.getAddresses());
-    return msgs.map(parseAddress).filter((a): a is RtAddress => a !== null);
+    const bodies = await this.call('list addresses', RTM_GETADDR, encodeDumpRequest(RTM_GETADDR), NLM_F_DUMP);
+    return bodies.map(parseAddress).filter((a): a is RtAddress => a !== null);
   }
 
   async routes(): Promise<RtRoute[]> {
-    const msgs = await this.call('list routes', () => this.socket.getRoutes());
-    return msgs.map(parseRoute).filter((r): r is RtRoute => r !== null);
+    const bodies = await this.call('list routes', RTM_GETROUTE, encodeDumpRequest(RTM_GETROUTE), NLM_F_DUMP);
+    return bodies.map(parseRoute).filter((r): r is RtRoute => r !== null);
   }
 
   /** RTM_NEWLINK with CREATE|EXCL: a new link of the given kind (bridge, dummy, veth …), down. */
   async createLink(name: string, kind: string, address?: Buffer): Promise<void> {
-    const attrs: nl.ifla.LinkAttrs = { ifname: name, linkinfo: toBytes(nl.ifla.formatInfo({ kind })) };
-    if (address !== undefined) attrs.address = address;
-    await this.call(`create ${kind} ${name}`, () => this.socket.newLink({}, attrs, CREATE_EXCL));
+    await this.call(`create ${kind} ${name}`, RTM_NEWLINK, encodeLinkRequest({ name, kind, ...(address !== undefined ? { address } : {}) }), NLM_F_CREATE_EXCL);
   }
 
   async deleteLink(index: number, label: string): Promise<void> {
-    await this.call(`delete link ${label}`, () => this.socket.delLink({ index }));
+    await this.call(`delete link ${label}`, RTM_DELLINK, encodeLinkRequest({ index }));
   }
 
   async setUp(index: number, up: boolean, label: string): Promise<void> {
-    await this.call(`set link ${label} ${up ? 'up' : 'down'}`, () =>
-      this.socket.setLink({ index, flags: up ? { up: true } : {}, change: { up: true } }),
-    );
+    await this.setLinkRequest(`set link ${label} ${up ? 'up' : 'down'}`, { index, up });
   }
 
   /** One RTM_SETLINK per attribute, in a fixed order, so a failure names exactly what was refused. */
   async change(index: number, change: RtLinkChange, label: string): Promise<void> {
-    if (change.name !== undefined) {
-      const name = change.name;
-      await this.call(`rename link ${label} to ${name}`, () => this.socket.setLink({ index }, { ifname: name }));
-    }
-    if (change.address !== undefined) {
-      const address = change.address;
-      await this.call(`set link ${label} address`, () => this.socket.setLink({ index }, { address }));
-    }
-    if (change.mtu !== undefined) {
-      const mtu = change.mtu;
-      await this.call(`set link ${label} mtu ${mtu}`, () => this.socket.setLink({ index }, { mtu }));
-    }
+    if (change.name !== undefined) await this.setLinkRequest(`rename link ${label} to ${change.name}`, { index, name: change.name });
+    if (change.address !== undefined) await this.setLinkRequest(`set link ${label} address`, { index, address: change.address });
+    if (change.mtu !== undefined) await this.setLinkRequest(`set link ${label} mtu ${change.mtu}`, { index, mtu: change.mtu });
     if (change.master !== undefined) {
-      const master = change.master;
-      await this.call(master === 0 ? `release link ${label} from its master` : `set link ${label} master ${master}`, () =>
-        this.socket.setLink({ index }, { master }),
-      );
+      const what = change.master === 0 ? `release link ${label} from its master` : `set link ${label} master ${change.master}`;
+      await this.setLinkRequest(what, { index, master: change.master });
     }
   }
 
   /** IFLA_BRPORT_LEARNING through RTM_NEWLINK → IFLA_LINKINFO → IFLA_INFO_SLAVE_DATA (see file comment). */
   async setBridgePortLearning(index: number, learning: boolean, label: string): Promise<void> {
-    const slaveData = toBytes(nl.ifla.formatBridgePort({ learning: learning ? 1 : 0 }));
-    const linkinfo = toBytes(nl.ifla.formatInfo({ slaveKind: 'bridge', slaveData }));
-    await this.call(`set bridge port ${label} learning ${learning ? 'on' : 'off'}`, () => this.socket.newLink({ index }, { linkinfo }));
+    await this.call(`set bridge port ${label} learning ${learning ? 'on' : 'off'}`, RTM_NEWLINK, encodeLinkRequest({ index, bridgePortLearning: learning }));
   }
 
   async addAddress(index: number, family: 4 | 6, ip: string, prefixLength: number, label: string): Promise<void> {
-    const bytes = ipBytes(ip, family);
-    const attrs: nl.rt.AddressAttrs = family === 4 ? { local: bytes, address: bytes } : { address: bytes };
-    await this.call(`add address ${ip}/${prefixLength} to ${label}`, () =>
-      this.socket.newAddress({ family: family === 4 ? AF_INET : AF_INET6, prefixlen: prefixLength, index }, attrs, CREATE_EXCL),
-    );
+    const body = encodeAddressRequest({ family: family === 4 ? AF_INET : AF_INET6, prefixLength, index, address: ipBytes(ip, family) });
+    await this.call(`add address ${ip}/${prefixLength} to ${label}`, RTM_NEWADDR, body, NLM_F_CREATE_EXCL);
   }
 
   async deleteAddress(index: number, family: 4 | 6, ip: string, prefixLength: number, label: string): Promise<void> {
-    const bytes = ipBytes(ip, family);
-    const attrs: nl.rt.AddressAttrs = family === 4 ? { local: bytes, address: bytes } : { address: bytes };
-    await this.call(`delete address ${ip}/${prefixLength} from ${label}`, () =>
-      this.socket.delAddress({ family: family === 4 ? AF_INET : AF_INET6, prefixlen: prefixLength, index }, attrs),
-    );
+    const body = encodeAddressRequest({ family: family === 4 ? AF_INET : AF_INET6, prefixLength, index, address: ipBytes(ip, family) });
+    await this.call(`delete address ${ip}/${prefixLength} from ${label}`, RTM_DELADDR, body);
   }
 
   /** A unicast route in the main table, proto boot (as `ip route add` makes it). */
   async addRoute(route: { readonly family: 4 | 6; readonly dst: string | null; readonly dstLength: number; readonly oif: number; readonly gateway: string | null }, label: string): Promise<void> {
-    const attrs: nl.rt.RouteAttrs = { oif: route.oif };
-    if (route.dst !== null && route.dstLength > 0) attrs.dst = ipBytes(route.dst, route.family);
-    if (route.gateway !== null) attrs.gateway = ipBytes(route.gateway, route.family);
-    const scope = route.family === 4 && route.gateway === null ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
-    await this.call(`add route ${label}`, () =>
-      this.socket.newRoute(
-        { family: route.family === 4 ? AF_INET : AF_INET6, dstLen: route.dstLength, table: RT_TABLE_MAIN, protocol: RTPROT_BOOT, scope, type: RTN_UNICAST },
-        attrs,
-        CREATE_EXCL,
-      ),
-    );
+    const body = encodeRouteRequest({
+      family: route.family === 4 ? AF_INET : AF_INET6,
+      dstLength: route.dstLength,
+      table: RT_TABLE_MAIN,
+      protocol: RTPROT_BOOT,
+      scope: route.family === 4 && route.gateway === null ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE,
+      type: RTN_UNICAST,
+      oif: route.oif,
+      ...(route.dst !== null && route.dstLength > 0 ? { dst: ipBytes(route.dst, route.family) } : {}),
+      ...(route.gateway !== null ? { gateway: ipBytes(route.gateway, route.family) } : {}),
+    });
+    await this.call(`add route ${label}`, RTM_NEWROUTE, body, NLM_F_CREATE_EXCL);
   }
 
   /** Deletes exactly the route given (destination, gateway, device, table, protocol, type, metric); scope is a wildcard. */
   async deleteRoute(route: RtRoute, label: string): Promise<void> {
-    const attrs: nl.rt.RouteAttrs = { table: route.table };
-    if (route.dst !== null && route.dstLength > 0) attrs.dst = ipBytes(route.dst, route.family);
-    if (route.gateway !== null) attrs.gateway = ipBytes(route.gateway, route.family);
-    if (route.oif !== null) attrs.oif = route.oif;
-    if (route.priority !== null) attrs.priority = route.priority;
-    await this.call(`delete route ${label}`, () =>
-      this.socket.delRoute(
-        {
-          family: route.family === 4 ? AF_INET : AF_INET6,
-          dstLen: route.dstLength,
-          table: route.table < 256 ? route.table : 0,
-          protocol: route.protocol,
-          scope: RT_SCOPE_NOWHERE,
-          type: route.type,
-        },
-        attrs,
-      ),
-    );
+    const body = encodeRouteRequest({
+      family: route.family === 4 ? AF_INET : AF_INET6,
+      dstLength: route.dstLength,
+      table: route.table < 256 ? route.table : 0,
+      protocol: route.protocol,
+      scope: RT_SCOPE_NOWHERE,
+      type: route.type,
+      tableAttr: route.table,
+      ...(route.dst !== null && route.dstLength > 0 ? { dst: ipBytes(route.dst, route.family) } : {}),
+      ...(route.gateway !== null ? { gateway: ipBytes(route.gateway, route.family) } : {}),
+      ...(route.oif !== null ? { oif: route.oif } : {}),
+      ...(route.priority !== null ? { priority: route.priority } : {}),
+    });
+    await this.call(`delete route ${label}`, RTM_DELROUTE, body);
   }
 }
