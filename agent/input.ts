@@ -1,7 +1,7 @@
 // Reading the agent's input documents (VMI, pod state, KubeVirt config, domain XML) from files or stdin, with one-line errors.
 import { readFile } from 'node:fs/promises';
-import { isIPv4, isIPv6 } from 'node:net';
 import { InputError } from './errors.js';
+import { isIPv4Address, isIPv6Address } from './ip.js';
 import type { DeviceInfo, MultusNetworkStatus, NetworkInfo, PodInterface, PodRoute, PodState } from './pod-state.js';
 
 /** The path that means "read standard input". */
@@ -243,7 +243,7 @@ function isCidr(v: string, family: 4 | 6): boolean {
   const prefix = v.slice(slash + 1);
   if (!/^\d{1,3}$/.test(prefix)) return false;
   const bits = Number(prefix);
-  return family === 4 ? isIPv4(ip) && bits <= 32 : isIPv6(ip) && bits <= 128;
+  return family === 4 ? isIPv4Address(ip) && bits <= 32 : isIPv6Address(ip) && bits <= 128;
 }
 
 function cidrList(o: Obj, key: string, path: string, family: 4 | 6): readonly string[] {
@@ -292,7 +292,7 @@ function parsePodRoute(value: unknown, path: string, linkNames: ReadonlySet<stri
   const dev = requiredString(o, 'dev', path);
   if (!linkNames.has(dev)) fail(`${path}.dev`, `no interface named ${describe(dev)} in pod.interfaces`);
   const gw = optionalString(o, 'gw', path);
-  if (gw !== undefined && !isIPv4(gw) && !isIPv6(gw)) fail(`${path}.gw`, `not an IP address: ${describe(gw)}`);
+  if (gw !== undefined && !isIPv4Address(gw) && !isIPv6Address(gw)) fail(`${path}.gw`, `not an IP address: ${describe(gw)}`);
   return { dst, dev, ...(gw !== undefined ? { gw } : {}) };
 }
 
@@ -323,7 +323,7 @@ function parseNetworkStatus(value: unknown, path: string): MultusNetworkStatus {
   let ips: readonly string[] | undefined;
   if (o['ips'] !== undefined) {
     ips = asArray(o['ips'], `${path}.ips`).map((ip, i) => {
-      if (typeof ip !== 'string' || (!isIPv4(ip) && !isIPv6(ip))) fail(`${path}.ips[${i}]`, `not an IP address: ${describe(ip)}`);
+      if (typeof ip !== 'string' || (!isIPv4Address(ip) && !isIPv6Address(ip))) fail(`${path}.ips[${i}]`, `not an IP address: ${describe(ip)}`);
       return ip;
     });
   }

@@ -1,7 +1,7 @@
 // Flags shared by every command that plans: the VMI, the KubeVirt config, phase, arch, MAC policy and MY_POD_IP.
-import { isIP } from 'node:net';
 import { InputError } from './errors.js';
 import { readDocument } from './input.js';
+import { isIPv4Address, isIPv6Address } from './ip.js';
 import type { Arch, Phase } from './plan-types.js';
 import { parseKubeVirtConfig, parseVmiObject } from './vmi-shape.js';
 import type { KubeVirtConfig } from './vmi-types.js';
@@ -53,7 +53,7 @@ export function hostArch(): Arch {
 export function podIpFromEnv(env: NodeJS.ProcessEnv): string | undefined {
   const value = env['MY_POD_IP']?.trim();
   if (value === undefined || value === '') return undefined;
-  if (isIP(value) === 0) throw new InputError('MY_POD_IP', `not an IP address: ${JSON.stringify(value)}`);
+  if (!isIPv4Address(value) && !isIPv6Address(value)) throw new InputError('MY_POD_IP', `not an IP address: ${JSON.stringify(value)}`);
   return value;
 }
 

@@ -1,6 +1,6 @@
 // KubeVirt's VMI admission rules for networks and interfaces (pkg/network/admitter, vmi-create-admitter), with its messages.
-import { isIPv6 } from 'node:net';
 import { parseGoMac } from './mac.js';
+import { isIPv6Address } from './ip.js';
 import type { FieldError, Phase } from './plan-types.js';
 import type { KubeVirtConfig, Vmi, VmiInterface, VmiNetwork, VmiPort, VmiPortRange } from './vmi-types.js';
 
@@ -52,7 +52,7 @@ function parseGoIPv4(s: string): number[] | null {
 
 /** The eight 16-bit groups of an IPv6 address (no zone), or null. */
 function ipv6Groups(s: string): number[] | null {
-  if (s.includes('%') || !isIPv6(s)) return null;
+  if (s.includes('%') || !isIPv6Address(s)) return null;
   const toGroups = (part: string): number[] | null => {
     if (part === '') return [];
     const groups: number[] = [];

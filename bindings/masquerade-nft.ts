@@ -18,7 +18,7 @@
 // 2. Interface names are double-quoted (`iifname "eth0"`), which is how `nft list` prints them anyway. An
 //    unquoted name that happens to be an nft keyword or starts with a digit would not parse in a file.
 //    Names and addresses are validated, so no input can inject nft syntax.
-import { isIP } from 'node:net';
+import { ipFamily } from '../agent/ip.js';
 import type { MasqueradeNftInput } from './binding.js';
 
 export type NftFamily = 'ip' | 'ip6';
@@ -250,7 +250,7 @@ function checkPort(port: number, what: string): number {
 }
 
 function checkIp(ip: string, version: 4 | 6, what: string): string {
-  if (isIP(ip) !== version) throw new RangeError(`masquerade nft: ${what} ${JSON.stringify(ip)} is not an IPv${version} address`);
+  if (ipFamily(ip) !== version) throw new RangeError(`masquerade nft: ${what} ${JSON.stringify(ip)} is not an IPv${version} address`);
   return ip;
 }
 

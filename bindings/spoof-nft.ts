@@ -6,7 +6,7 @@
 // bridge itself (masquerade gateway, DHCP server). The table is this agent's alone, so the text deletes and re-creates
 // it inside the same transaction: networks that disappeared lose their rules, and there is never a moment without
 // protection (`nft -f` is all-or-nothing).
-import { isIP } from 'node:net';
+import { ipFamily } from '../agent/ip.js';
 import { quoteIfname } from './masquerade-nft.js';
 
 /** The bridge-family table this agent owns (nothing else lives in it). */
@@ -86,7 +86,7 @@ function checkMac(mac: string): string {
 }
 
 function checkIp(ip: string, version: 4 | 6): string {
-  if (isIP(ip) !== version) throw new RangeError(`spoof nft: ${JSON.stringify(ip)} is not an IPv${version} address`);
+  if (ipFamily(ip) !== version) throw new RangeError(`spoof nft: ${JSON.stringify(ip)} is not an IPv${version} address`);
   return ip;
 }
 
