@@ -10,7 +10,7 @@
 //     IFLA_BRPORT_LEARNING (what `ip link set P type bridge_slave learning off` sends). Reading needs no AF_BRIDGE dump:
 //     a plain RTM_GETLINK dump carries IFLA_INFO_SLAVE_KIND "bridge" and the IFLA_BRPORT_* attributes of every port.
 //   * The socket belongs to the network namespace in which it was created (see agent/netns.ts).
-import { bigIntToIp, ipToBigInt } from '../ip.js';
+import { bytesToIp, ipToBigInt } from '../ip.js';
 import { canonicalErrno, describeErrno, errnoName, KernelError } from './kernel-error.js';
 import { NetlinkRejection, SyncNetlinkSocket } from './netlink-sync.js';
 import {
@@ -113,9 +113,7 @@ export function ipBytes(ip: string, family: 4 | 6): Buffer {
 
 /** Network-order bytes → text ("10.0.2.1", "fd10:0:2::1"). */
 export function bytesIp(bytes: Buffer, family: 4 | 6): string {
-  let value = 0n;
-  for (const b of bytes) value = (value << 8n) | BigInt(b);
-  return bigIntToIp(value, family);
+  return bytesToIp(bytes, family);
 }
 
 function familyOf(raw: number): 4 | 6 | null {

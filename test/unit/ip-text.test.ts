@@ -2,7 +2,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ipFamily, ipToBigInt, isIPv4Address, isIPv6Address } from '../../agent/ip.js';
+import { bigIntToIp, bytesToIp, ipFamily, ipToBigInt, isIPv4Address, isIPv6Address } from '../../agent/ip.js';
 
 const ALPHABET = fc.constantFrom(...'0123456789abcdefABCDEF:.'.split(''), '::', 'ffff', '255', '256', '01', 'g');
 const soup = fc.array(ALPHABET, { maxLength: 24 }).map((parts) => parts.join(''));
@@ -46,6 +46,19 @@ describe('IP text checks', () => {
     expect(isIPv6('fe80::1%eth0')).toBe(true);
     expect(isIPv6Address('fe80::1%eth0')).toBe(false);
     expect(ipFamily('fe80::1%eth0')).toBeNull();
+  });
+
+  it('formats bytes exactly as the BigInt path does (RFC 5952), for any 4 or 16 bytes', () => {
+    const sparse = fc.uint8Array({ minLength: 16, maxLength: 16 }).chain((bytes) => fc.array(fc.nat(15), { maxLength: 16 }).map((zeros) => bytes.map((b, i) => (zeros.includes(i) ? 0 : b))));
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 16, maxLength: 16 }), sparse), (bytes) => {
+        const family = bytes.length === 4 ? 4 : 6;
+        const value = [...bytes].reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+        expect(bytesToIp(bytes, family)).toBe(bigIntToIp(value, family));
+      }),
+      { numRuns: 5_000 },
+    );
+    expect(bytesToIp(Uint8Array.from([0xfd, 0x10, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]), 6)).toBe('fd10:0:2::2');
   });
 
   it('parses what it accepts', () => {
