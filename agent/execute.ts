@@ -1,13 +1,13 @@
 // Runs kernel actions through a KernelDriver, resolving link names to ifindexes as earlier actions create/rename.
-import type { KernelDriver, LinkInfo } from './drivers/kernel.js';
+import type { KernelDriver } from './drivers/kernel.js';
 import type { KernelAction } from './kernel-actions.js';
 import { ApplyError } from './reconcile.js';
 
 export async function executeActions(driver: KernelDriver, actions: readonly KernelAction[]): Promise<void> {
-  // Names → ifindexes, seeded by one dump and kept current by the actions themselves: a created link is looked up by
-  // name on first use (RTM_GETLINK, no dump), a rename moves its entry, a deletion drops it. One dump per run instead
-  // of one per created link: with 64 networks that was ~200 dumps of ~200 links each.
-  const indexes = new Map<string, number>((await driver.listLinks()).map((link: LinkInfo) => [link.name, link.index]));
+  // Names → ifindexes, looked up on first use (the netlink driver asks the kernel by name: an ioctl, no dump) and kept
+  // current by the actions themselves: a rename moves its entry, a deletion drops it. (A dump per created link was
+  // ~200 dumps of ~200 links each with 64 networks; one dump per run still cost more than the lookups.)
+  const indexes = new Map<string, number>();
   const indexOf = async (name: string): Promise<number> => {
     let index = indexes.get(name) ?? null;
     if (index === null) {
