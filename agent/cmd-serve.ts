@@ -5,7 +5,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pino, type Logger } from 'pino';
+import { pino, type Logger, type LoggerOptions } from 'pino';
 import { startDhcpV4Server } from '../dhcp/server-v4.js';
 import type { RunningService } from '../dhcp/service.js';
 import type { Command } from './cli.js';
@@ -109,19 +109,23 @@ function servedNetworks(state: AgentState): ServedNetwork[] {
   return Object.entries(state.networks).map(([name, network]) => ({ name, state: network }));
 }
 
+/** serve's pino options: KubeVirt-like records (component, level as a word, msg, RFC 3339 timestamp, the VMI's name/namespace/uid). */
+export function serveLoggerOptions(vmi: AgentState['vmi'], level: string): LoggerOptions {
+  return {
+    level,
+    messageKey: 'msg',
+    base: { component: 'virt-net-agent', kind: 'VirtualMachineInstance', name: vmi.name, namespace: vmi.namespace, uid: vmi.uid },
+    timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+}
+
 function createLogger(state: AgentState): Logger {
   const level = process.env[LOG_LEVEL_ENV] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) {
     throw new InputError(LOG_LEVEL_ENV, `expected fatal, error, warn, info, debug, trace or silent, got ${JSON.stringify(level)}`);
   }
-  // KubeVirt-like records: component, level as a word, msg, timestamp (RFC 3339), and the VMI's name/namespace/uid.
-  return pino({
-    level,
-    messageKey: 'msg',
-    base: { component: 'virt-net-agent', kind: 'VirtualMachineInstance', name: state.vmi.name, namespace: state.vmi.namespace, uid: state.vmi.uid },
-    timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
-    formatters: { level: (label) => ({ level: label }) },
-  });
+  return pino(serveLoggerOptions(state.vmi, level));
 }
 
 /** Starts every service of every network; on a failure, stops what already started and throws one AgentError. */
