@@ -10,13 +10,14 @@
 // - A 2 MiB receive buffer (capped by net.core.rmem_max): at 2000 requests/s the default 208 KiB holds ~0.1 s of
 //   datagrams, and a process descheduled longer than that (a busy node, a VM's vCPU stall) loses the rest at the
 //   socket (UDP RcvbufErrors), which perfdhcp showed here. Best effort: a failure leaves the default.
-// - Logs (pino): one line per exchange at info (type, MAC, address, interface, xid, reply), ignored packets at debug,
-//   counters at close.
+// - Logs (pino): one line per exchange at info (type, MAC, address, interface, xid, reply; written by exchange-log.ts
+//   as pino would, without its generic serializer), ignored packets at debug, counters at close.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import type { DhcpV4Plan } from '../agent/plan-types.js';
 import { bindToDevice, enlargeReceiveBuffer } from '../agent/drivers/socket-options.js';
-import { DhcpDecodeError, decodeDhcpPacket, messageTypeName, type DhcpPacket } from './packet.js';
+import { ExchangeLog, exchangeFields, type ExchangeFields } from './exchange-log.js';
+import { DhcpDecodeError, decodeDhcpPacket, type DhcpPacket } from './packet.js';
 import { DHCP_SERVER_PORT, respond, type DhcpDecision } from './responder.js';
 import type { RunningService } from './service.js';
 
@@ -74,25 +75,6 @@ class RateLimit {
   }
 }
 
-/**
- * What every log line about one request carries; giaddr is undefined unless relayed (pino leaves undefined out).
- * On this path log records are spelled out key by key, never `{ ...fields, more }`: V8 keeps objects built by a
- * spread followed by more keys alive through young-generation GCs (measured: every such record was promoted), so
- * each exchange left garbage in the old generation until the next full GC (serve RSS after 10k exchanges).
- */
-interface ExchangeFields {
-  readonly msgType: string;
-  readonly mac: string;
-  readonly xid: string;
-  readonly giaddr: string | undefined;
-}
-
-function requestedAddress(packet: DhcpPacket): string | null {
-  const option50 = packet.options.get(50);
-  if (option50 !== undefined && option50.length === 4) return option50.join('.');
-  return packet.ciaddr !== '0.0.0.0' ? packet.ciaddr : null;
-}
-
 /** Opens the socket (bound to plan.interface) and serves until close(). Rejects if the socket cannot be set up. */
 export async function startDhcpV4Server(plan: DhcpV4Plan, logger: Logger, options: DhcpV4ServerOptions = {}): Promise<DhcpV4Server> {
   const log = logger.child({ subcomponent: 'dhcpv4', interface: plan.interface });
@@ -131,22 +113,9 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, logger: Logger, option
     });
   };
 
-  const logReply = (decision: Extract<DhcpDecision, { kind: 'reply' }>, fields: ExchangeFields, packet: DhcpPacket): void => {
-    log.info(
-      {
-        msgType: fields.msgType,
-        mac: fields.mac,
-        xid: fields.xid,
-        giaddr: fields.giaddr,
-        reply: messageTypeName(decision.reply.messageType),
-        address: decision.reply.yiaddr !== '0.0.0.0' ? decision.reply.yiaddr : requestedAddress(packet),
-        destination: `${decision.destination.address}:${decision.destination.port}`,
-        droppedOptions: decision.dropped.length > 0 ? decision.dropped : undefined,
-        planWarnings: decision.warnings.length > 0 ? decision.warnings : undefined,
-      },
-      `dhcpv4 ${fields.msgType} from ${fields.mac}: ${decision.note}`,
-    );
-  };
+  const exchangeLog = new ExchangeLog(log);
+  const logReply = (decision: Extract<DhcpDecision, { kind: 'reply' }>, fields: ExchangeFields, packet: DhcpPacket): void =>
+    exchangeLog.reply(decision, fields, packet);
 
   const handle = (datagram: Buffer, from: RemoteInfo): void => {
     counters.received++;
@@ -164,12 +133,7 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, logger: Logger, option
       }
       return;
     }
-    const fields: ExchangeFields = {
-      msgType: messageTypeName(packet.messageType),
-      mac: packet.chaddr,
-      xid: `0x${packet.xid.toString(16).padStart(8, '0')}`,
-      giaddr: packet.giaddr !== '0.0.0.0' ? packet.giaddr : undefined,
-    };
+    const fields = exchangeFields(packet);
     const decision = respond(packet, plan);
     switch (decision.kind) {
       case 'reply':
@@ -181,10 +145,7 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, logger: Logger, option
         return;
       case 'log':
         counters.logged++;
-        log.info(
-          { msgType: fields.msgType, mac: fields.mac, xid: fields.xid, giaddr: fields.giaddr, address: decision.address, clientMessage: decision.message },
-          `dhcpv4 ${decision.log} from ${decision.mac}`,
-        );
+        exchangeLog.clientLog(decision, fields);
         return;
       case 'ignore':
         counters.ignored++;
