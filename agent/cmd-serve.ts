@@ -109,13 +109,32 @@ function servedNetworks(state: AgentState): ServedNetwork[] {
   return Object.entries(state.networks).map(([name, network]) => ({ name, state: network }));
 }
 
+/**
+ * pino's time function for serve: `,"timestamp":"…"` with what new Date().toISOString() gives (RFC 3339, UTC, ms).
+ * The date and time up to the second are formatted once per second: toISOString costs ~0.45 µs here (V8 formats it
+ * with snprintf), a third of a DHCP exchange line.
+ */
+export function rfc3339Timestamp(): () => string {
+  let second = Number.NaN;
+  let head = '';
+  return () => {
+    const now = Date.now();
+    const ms = now % 1000;
+    if (now - ms !== second) {
+      second = now - ms;
+      head = `,"timestamp":"${new Date(second).toISOString().slice(0, 20)}`; // …T12:34:56.
+    }
+    return head + (ms < 10 ? '00' : ms < 100 ? '0' : '') + ms + 'Z"';
+  };
+}
+
 /** serve's pino options: KubeVirt-like records (component, level as a word, msg, RFC 3339 timestamp, the VMI's name/namespace/uid). */
 export function serveLoggerOptions(vmi: AgentState['vmi'], level: string): LoggerOptions {
   return {
     level,
     messageKey: 'msg',
     base: { component: 'virt-net-agent', kind: 'VirtualMachineInstance', name: vmi.name, namespace: vmi.namespace, uid: vmi.uid },
-    timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
+    timestamp: rfc3339Timestamp(),
     formatters: { level: (label) => ({ level: label }) },
   };
 }

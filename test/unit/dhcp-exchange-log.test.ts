@@ -1,7 +1,7 @@
 // Unit tests for dhcp/exchange-log.ts: its hand-written exchange lines against pino's own, with serve's logger configuration.
 import { pino, type Logger, type LoggerOptions } from 'pino';
-import { describe, expect, it, vi } from 'vitest';
-import { serveLoggerOptions } from '../../agent/cmd-serve.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { rfc3339Timestamp, serveLoggerOptions } from '../../agent/cmd-serve.js';
 import type { DhcpV4Plan } from '../../agent/plan-types.js';
 import { ExchangeLog, exchangeFields, type ExchangeFields } from '../../dhcp/exchange-log.js';
 import { decodeDhcpPacket, encodeDhcpPacket, messageTypeName, type DhcpPacket } from '../../dhcp/packet.js';
@@ -264,5 +264,29 @@ describe('ExchangeLog', () => {
         expectSameLine(lineOf(lines, () => runExchange(log, writer, exchange, true)), reference, start);
       }
     }
+  });
+});
+
+describe('serve logger timestamp', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is what new Date().toISOString() gives, across seconds and back in time', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const timestamp = rfc3339Timestamp();
+    const base = Date.UTC(2024, 1, 29, 23, 59, 59, 0);
+    for (const at of [base, base + 7, base + 42, base + 999, base + 1000, base + 1001, base + 86_400_123, base - 1, base + 80, 0, 9, 253402300799999]) {
+      vi.setSystemTime(at);
+      expect(timestamp(), String(at)).toBe(`,"timestamp":"${new Date(at).toISOString()}"`);
+    }
+  });
+
+  it('is the one serve`s logger writes', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.UTC(2025, 0, 2, 3, 4, 5, 6));
+    const { log, lines } = serveLogger('info');
+    log.info('x');
+    expect((JSON.parse(lines[0]!) as Record<string, unknown>)['timestamp']).toBe('2025-01-02T03:04:05.006Z');
   });
 });
