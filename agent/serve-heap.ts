@@ -1,9 +1,10 @@
 // serve's memory bound: re-executes the process once (execv, same PID) with V8 flags that suit a long-running server
 // answering one guest, because V8 reads them only at start-up.
 //
-// --max-semi-space-size=2: by default V8 lets the young generation grow to 2 × 16 MiB under a steady allocation rate;
-// for serve that growth was ~35 MiB of RSS after 10k DHCP exchanges (BENCHMARKS.md) for no gain: a 2 MiB semi-space
-// is scavenged in well under a millisecond.
+// --max-semi-space-size=1: by default V8 lets the young generation grow to 2 × 16 MiB under a steady allocation rate;
+// for serve that growth was ~35 MiB of RSS after 10k DHCP exchanges (BENCHMARKS.md) for no gain: a 1 MiB semi-space
+// is scavenged in well under a millisecond (1 instead of 2 MiB: anon RSS after 10k exchanges 15.8 → 13.6 MiB, DORA
+// p50 and p99 unchanged).
 // --single-threaded: no concurrent GC or compiler threads. Their malloc arenas and zones stayed resident after a burst
 // of requests (~4 MiB of RSS after 10k exchanges); serve's heap is a few MiB, so doing that work on the main thread
 // costs nothing measurable (DORA p50 unchanged).
@@ -15,7 +16,7 @@ import { readdirSync } from 'node:fs';
 import { FD_CLOEXEC, F_GETFD, F_SETFD, libc } from './drivers/libc.js';
 import { describeErrno, errnoName } from './drivers/kernel-error.js';
 
-export const SERVE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded'];
+export const SERVE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded'];
 export const SERVE_REEXEC_ENV = 'VIRT_NET_AGENT_SERVE_REEXEC';
 
 /** Whether this process should re-execute itself with SERVE_NODE_FLAGS (not when node already has a semi-space size). */

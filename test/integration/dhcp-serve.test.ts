@@ -190,8 +190,8 @@ describe.skipIf(!netnsAvailable())('serve: DHCPv4 to real clients in fake guests
       const listening = serve.logs.find((line) => line['msg'] === 'dhcpv4 server listening');
       expect(listening?.['receiveBufferBytes']).toBe(2 * Math.min(2 * 1024 * 1024, rmemMax));
       // serve re-executed itself (same PID) with the small young generation and no V8 helper threads.
-      expect(readFileSync(`/proc/${serve.pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--max-semi-space-size=2', '--single-threaded']));
-      expect(serve.logs.find((line) => line['msg'] === 'serving')?.['nodeFlags']).toEqual(['--max-semi-space-size=2', '--single-threaded']);
+      expect(readFileSync(`/proc/${serve.pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--max-semi-space-size=1', '--single-threaded']));
+      expect(serve.logs.find((line) => line['msg'] === 'serving')?.['nodeFlags']).toEqual(['--max-semi-space-size=1', '--single-threaded']);
       for (const client of [udhcpc, dhclient]) {
         await withGuest(setup.cni.pod, 'k6t-eth0', undefined, async (guest) => {
           const run = await client(guest, setup.clientDir(client.name));

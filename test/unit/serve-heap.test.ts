@@ -19,7 +19,7 @@ describe('serve heap re-exec', () => {
   it('keeps node, its flags, the script and every argument, with the serve flags first', () => {
     expect(reexecArgv('/usr/bin/node', ['--cpu-prof'], ['/usr/bin/node', '/opt/vna/dist/virt-net-agent.mjs', 'serve', '--netns', '/run/netns/p'])).toEqual([
       '/usr/bin/node',
-      '--max-semi-space-size=2',
+      '--max-semi-space-size=1',
       '--single-threaded',
       '--cpu-prof',
       '/opt/vna/dist/virt-net-agent.mjs',
