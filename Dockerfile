@@ -27,7 +27,7 @@ RUN apt-get update \
 WORKDIR /opt/virt-net-agent
 ENV NODE_ENV=production
 COPY --from=build /src/package.json ./package.json
-# Runtime dependencies the bundle leaves outside: the native addons (netlink, koffi), gRPC (sidecar), xmlbuilder2.
+# Runtime dependencies the bundle leaves outside: the native addon koffi, gRPC (sidecar), xmlbuilder2.
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/virt-net-agent.mjs ./dist/virt-net-agent.mjs
 COPY --from=build /src/dist/chunks ./dist/chunks
