@@ -180,11 +180,15 @@ export interface DecodedTun {
 export interface DecodedLink {
   readonly index: number;
   readonly name: string;
+  /** IFLA_INFO_KIND, null when the link has none (lo, physical NICs). */
   readonly kind: string | null;
+  /** IFLA_ADDRESS bytes; null when absent (L3 devices). */
   readonly address: Buffer | null;
   readonly mtu: number;
   readonly up: boolean;
+  /** IFLA_MASTER, null when not enslaved. */
   readonly master: number | null;
+  /** IFLA_BRPORT_LEARNING for bridge ports, else null. */
   readonly learning: boolean | null;
   readonly tun: DecodedTun | null;
 }

@@ -33,6 +33,8 @@ import {
   RTM_NEWLINK,
   RTM_NEWROUTE,
   RTM_SETLINK,
+  type DecodedLink,
+  type DecodedTun,
   type LinkRequest,
 } from './rtnl-codec.js';
 
@@ -45,30 +47,9 @@ const RT_SCOPE_NOWHERE = 255;
 const RTPROT_BOOT = 3;
 const RTN_UNICAST = 1;
 
-export interface RtTun {
-  readonly owner: number | null;
-  readonly group: number | null;
-  readonly multiQueue: boolean;
-  readonly persist: boolean;
-  readonly vnetHdr: boolean;
-  readonly pi: boolean;
-}
-
-export interface RtLink {
-  readonly index: number;
-  readonly name: string;
-  /** IFLA_INFO_KIND, null when the link has none (lo, physical NICs). */
-  readonly kind: string | null;
-  /** IFLA_ADDRESS bytes; null when absent (L3 devices). */
-  readonly address: Buffer | null;
-  readonly mtu: number;
-  readonly up: boolean;
-  /** IFLA_MASTER, null when not enslaved. */
-  readonly master: number | null;
-  /** IFLA_BRPORT_LEARNING for bridge ports, else null. */
-  readonly learning: boolean | null;
-  readonly tun: RtTun | null;
-}
+/** A link as a dump reports it (rtnl-codec.ts decodes it). */
+export type RtLink = DecodedLink;
+export type RtTun = DecodedTun;
 
 export interface RtAddress {
   readonly index: number;

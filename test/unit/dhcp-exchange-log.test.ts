@@ -6,10 +6,10 @@ import type { DhcpV4Plan } from '../../agent/plan-types.js';
 import { ExchangeLog, exchangeFields, type ExchangeFields } from '../../dhcp/exchange-log.js';
 import { decodeDhcpPacket, encodeDhcpPacket, messageTypeName, type DhcpPacket } from '../../dhcp/packet.js';
 import { respond, type DhcpLogDecision, type DhcpReplyDecision } from '../../dhcp/responder.js';
+import { clientRequest, GUEST_MAC } from '../fixtures/dhcp-requests.js';
 
 const VMI = { name: 'vmi-"alpine"', namespace: 'default', uid: '7a1c\\x-uid' };
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-const GUEST_MAC = '02:42:ac:11:00:02';
 
 const bridgePlan: DhcpV4Plan = {
   interface: 'k6t-eth0',
@@ -23,26 +23,7 @@ const bridgePlan: DhcpV4Plan = {
 const masqPlan: DhcpV4Plan = { ...bridgePlan, serverIdentifier: '10.0.2.1', clientMac: null, yiaddr: '10.0.2.2', leaseSeconds: 3600, options: { '3': '0a000201' } };
 
 function request(type: number, patch: Partial<DhcpPacket> = {}, options: Array<[number, number[] | Buffer]> = []): DhcpPacket {
-  const p: DhcpPacket = {
-    op: 1,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
-    xid: 0x00ab12cd,
-    secs: 0,
-    flags: 0,
-    ciaddr: '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: '0.0.0.0',
-    chaddr: GUEST_MAC,
-    sname: '',
-    file: '',
-    options: new Map(options.map(([code, value]) => [code, Buffer.from(value)])),
-    messageType: type,
-    ...patch,
-  };
-  return decodeDhcpPacket(encodeDhcpPacket(p, { maxSize: 1500 }));
+  return decodeDhcpPacket(encodeDhcpPacket(clientRequest(type, patch, options, 0x00ab12cd), { maxSize: 1500 }));
 }
 const ip = (text: string): number[] => text.split('.').map(Number);
 

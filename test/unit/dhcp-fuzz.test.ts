@@ -9,10 +9,10 @@ import {
   type DhcpPacket,
 } from '../../dhcp/packet.js';
 import { respond, type DhcpDecision } from '../../dhcp/responder.js';
+import { clientRequest, GUEST_MAC } from '../fixtures/dhcp-requests.js';
 
 const ITERATIONS = Number(process.env.DHCP_FUZZ_ITERATIONS ?? 200_000);
 const SEED = 0x5eed_d4c9;
-const GUEST_MAC = '02:42:ac:11:00:02';
 
 /** mulberry32: small, fast, reproducible. */
 function prng(seed: number): () => number {
@@ -48,26 +48,7 @@ const bridgePlan: DhcpV4Plan = {
 const masqPlan: DhcpV4Plan = { ...bridgePlan, clientMac: null, serverIdentifier: '10.0.2.1', yiaddr: '10.0.2.2' };
 
 function packet(type: number, patch: Partial<DhcpPacket>, options: Array<[number, number[]]>): Buffer {
-  const p: DhcpPacket = {
-    op: 1,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
-    xid: 0x3903f326,
-    secs: 0,
-    flags: 0,
-    ciaddr: '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: '0.0.0.0',
-    chaddr: GUEST_MAC,
-    sname: '',
-    file: '',
-    options: new Map(options.map(([c, v]) => [c, Buffer.from(v)])),
-    messageType: type,
-    ...patch,
-  };
-  return encodeDhcpPacket(p, { maxSize: 576 });
+  return encodeDhcpPacket(clientRequest(type, patch, options, 0x3903f326), { maxSize: 576 });
 }
 
 const ip = (s: string): number[] => s.split('.').map(Number);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { DhcpV4Plan } from '../../agent/plan-types.js';
 import { decodeDhcpPacket, encodeDhcpPacket, type DhcpPacket } from '../../dhcp/packet.js';
 import { respond, type DhcpDecision, type DhcpReplyDecision } from '../../dhcp/responder.js';
+import { clientRequest, GUEST_MAC } from '../fixtures/dhcp-requests.js';
 
 const hex = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
 
@@ -39,31 +40,10 @@ const masqPlan: DhcpV4Plan = {
   options: { '3': '0a000201', '6': '0a60000a' },
 };
 
-const GUEST_MAC = '02:42:ac:11:00:02';
 
 function request(type: number | null, patch: Partial<DhcpPacket> = {}, options: Array<[number, number[] | Buffer]> = []): DhcpPacket {
-  const map = new Map<number, Buffer>(options.map(([c, v]) => [c, Buffer.from(v)]));
-  const p: DhcpPacket = {
-    op: 1,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
-    xid: 0x11223344,
-    secs: 3,
-    flags: 0,
-    ciaddr: '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: '0.0.0.0',
-    chaddr: GUEST_MAC,
-    sname: '',
-    file: '',
-    options: map,
-    messageType: type,
-    ...patch,
-  };
   // Always go through the wire, as the server will.
-  return decodeDhcpPacket(encodeDhcpPacket(p, { maxSize: 1500 }));
+  return decodeDhcpPacket(encodeDhcpPacket(clientRequest(type, { secs: 3, ...patch }, options), { maxSize: 1500 }));
 }
 
 function asReply(d: DhcpDecision): DhcpReplyDecision {
