@@ -1,5 +1,5 @@
 // Reads the pod's network state (links, addresses, main-table routes, resolv.conf, hostname, Multus downward-API files) into a PodState.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import type { KernelDriver } from './drivers/kernel.js';
 import { InputError } from './errors.js';
@@ -29,9 +29,10 @@ export interface DiscoverOptions {
 /** The reads discovery needs; any KernelDriver will do. */
 export type DiscoveryDriver = Pick<KernelDriver, 'listLinks' | 'listAddresses' | 'listRoutes'>;
 
+/** A small file (resolv.conf, a downward-API file), read synchronously: no threadpool hop for a few hundred bytes. */
 async function readOptional(path: string): Promise<string | null> {
   try {
-    return await readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;

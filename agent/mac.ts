@@ -1,5 +1,5 @@
 // MAC addresses: Go's net.ParseMAC acceptance, the canonical lower-case colon form, and MACs derived from a seed.
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from './lazy-builtins.js';
 
 function hexByte(text: string): number | null {
   return /^[0-9a-fA-F]{2}$/.test(text) ? parseInt(text, 16) : null;
@@ -53,7 +53,7 @@ export function normalizeMac(text: string): string | null {
 
 /** A locally administered unicast MAC from sha256(seed): the same seed always gives the same MAC. */
 export function macFromSeed(seed: string): string {
-  const bytes = [...createHash('sha256').update(seed).digest().subarray(0, 6)];
+  const bytes = [...nodeCrypto().createHash('sha256').update(seed).digest().subarray(0, 6)];
   bytes[0] = ((bytes[0] ?? 0) & 0xfc) | 0x02;
   return formatMac(bytes);
 }

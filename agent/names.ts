@@ -1,11 +1,11 @@
 // KubeVirt's in-pod naming scheme: pod interface names, bridges, renamed NICs, taps and the fake bridge IP.
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from './lazy-builtins.js';
 
 export const PRIMARY_POD_INTERFACE = 'eth0';
 
 /** Secondary Multus interface: "pod" + sha256(network name)[:11] (15 = IFNAMSIZ-1 minus len("-nic")). */
 export function hashedPodInterfaceName(networkName: string): string {
-  return 'pod' + createHash('sha256').update(networkName).digest('hex').slice(0, 11);
+  return 'pod' + nodeCrypto().createHash('sha256').update(networkName).digest('hex').slice(0, 11);
 }
 
 /** Legacy ordinal names are in use if any pod interface is called netN. */

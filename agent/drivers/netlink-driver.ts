@@ -5,9 +5,9 @@
 // (tests, tools): the netlink socket is opened inside a NetnsScope (and stays bound to the target), and every other
 // namespace-sensitive step — opening /dev/net/tun, /proc/sys files, spawning nft, the dummy probe — runs synchronously
 // inside scope.run. See agent/netns.ts.
-import { randomBytes } from 'node:crypto';
 import { parseCidr, cidrAddress } from '../ip.js';
 import { noteNetlinkSocketClosed, noteNetlinkSocketOpened, openNetnsScope, type NetnsScope, type NetnsTarget } from '../netns.js';
+import { nodeCrypto } from '../lazy-builtins.js';
 import type { AddressInfo, KernelDriver, LinkChanges, LinkInfo, RouteInfo, TapOptions } from './kernel.js';
 import { hasErrno, KernelError } from './kernel-error.js';
 import { createLibNft } from './libnftables.js';
@@ -101,7 +101,7 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
 
   /** Creates and deletes a throwaway link of the kind; EOPNOTSUPP ("Unknown device type") means unsupported. */
   async function probeKind(kind: string): Promise<boolean> {
-    const name = `vnaprobe${randomBytes(3).toString('hex')}`;
+    const name = `vnaprobe${nodeCrypto().randomBytes(3).toString('hex')}`;
     try {
       await rtnl.createLink(name, kind);
     } catch (err) {

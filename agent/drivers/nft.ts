@@ -2,7 +2,8 @@
 //
 // The child inherits the network namespace of the thread that spawns it. child_process.spawn forks synchronously on
 // the main thread, so after enterNetns (or inside NetnsScope.run, passed here as `spawnIn`) nft runs in the pod.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { nodeChildProcess } from '../lazy-builtins.js';
 import { KernelError } from './kernel-error.js';
 
 export interface NftOptions {
@@ -41,7 +42,7 @@ export function createNft(options: NftOptions = {}): Nft {
     return new Promise((resolve, reject) => {
       let child: ChildProcess;
       try {
-        child = spawnIn(() => spawn(binary, [...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
+        child = spawnIn(() => nodeChildProcess().spawn(binary, [...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
       } catch (err) {
         reject(new KernelError(op, null, `cannot start ${binary}: ${err instanceof Error ? err.message : String(err)}`));
         return;
