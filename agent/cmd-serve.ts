@@ -9,6 +9,7 @@ import { pino, type Logger, type LoggerOptions } from 'pino';
 import { startDhcpV4Server } from '../dhcp/server-v4.js';
 import type { RunningService } from '../dhcp/service.js';
 import type { Command } from './cli.js';
+import { hasErrno } from './drivers/kernel-error.js';
 import { AgentError, InputError } from './errors.js';
 import { enterNetns } from './netns.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
@@ -58,6 +59,8 @@ interface ServiceKind {
   planned(network: ServedNetwork): boolean;
   /** Starts it; called only when planned. */
   start(network: ServedNetwork, logger: Logger): Promise<RunningService>;
+  /** For a service serve can do without: why this failure only skips it (a warning), or null when it is fatal. */
+  skippable?(err: unknown): string | null;
 }
 
 /**
@@ -82,6 +85,12 @@ const SERVICE_KINDS: readonly ServiceKind[] = [
     field: 'dhcpv6.ra',
     planned: (network) => Boolean(network.state.dhcpv6?.ra),
     start: async (network, logger) => (await import('../dhcp/ra-server.js')).startRouterAdvertiser(network.state.dhcpv6!, logger),
+    // RAs are beyond KubeVirt (it sends none); their raw ICMPv6 socket needs CAP_NET_RAW, which a launcher running as
+    // 107 with only NET_BIND_SERVICE (the image's default) lacks: DHCPv4/v6 go on without them.
+    skippable: (err) =>
+      hasErrno(err, 'EPERM', 'EACCES')
+        ? 'router advertisements not sent: a raw ICMPv6 socket needs CAP_NET_RAW; the guest gets its DHCPv6 address but no IPv6 default route from the agent (as in KubeVirt)'
+        : null,
   },
 ];
 
@@ -153,9 +162,15 @@ async function startAll(networks: readonly ServedNetwork[], logger: Logger): Pro
   for (const network of networks) {
     for (const kind of SERVICE_KINDS) {
       if (!kind.planned(network)) continue;
+      const networkLogger = logger.child({ network: network.name });
       try {
-        running.push(await kind.start(network, logger.child({ network: network.name })));
+        running.push(await kind.start(network, networkLogger));
       } catch (err) {
+        const skipped = kind.skippable?.(err) ?? null;
+        if (skipped !== null) {
+          networkLogger.warn({ err: err instanceof Error ? err.message : String(err) }, skipped);
+          continue;
+        }
         await Promise.all(running.map((service) => service.close()));
         const message = err instanceof Error ? err.message : String(err);
         const missing = /ENODEV|no such device/i.test(message);

@@ -11,6 +11,7 @@ import type { Plan, PodIdentity } from './plan-types.js';
 import { plannedSysctlNames, reconcile } from './reconcile.js';
 import { nftFamiliesOf, takeSnapshot } from './snapshot.js';
 import { renderSpoofNftTeardown } from '../bindings/spoof-nft.js';
+import { launcherUser } from '../bindings/common.js';
 import type { AgentState, NetworkState, NftTableFamily } from './state-dir.js';
 import { StateDir } from './state-dir.js';
 import { teardownActions } from './teardown-plan.js';
@@ -103,8 +104,16 @@ function existingNatTables(listing: string): ('ip' | 'ip6')[] {
   return (['ip', 'ip6'] as const).filter((family) => new RegExp(`^table ${family} nat `, 'm').test(listing));
 }
 
+/** status.runtimeUser of a VMI not yet validated (the plan checks it); undefined when absent or not a number. */
+function runtimeUserOf(vmi: unknown): number | undefined {
+  const status = typeof vmi === 'object' && vmi !== null ? (vmi as { status?: unknown }).status : undefined;
+  const user = typeof status === 'object' && status !== null ? (status as { runtimeUser?: unknown }).runtimeUser : undefined;
+  return typeof user === 'number' ? user : undefined;
+}
+
 export async function runSetup(driver: KernelDriver, request: SetupRequest): Promise<SetupResult> {
-  const stateDir = new StateDir(request.stateRoot, vmiKey(request.vmi));
+  // serve runs as the launcher's user: the state it reads is handed to that user.
+  const stateDir = new StateDir(request.stateRoot, vmiKey(request.vmi), launcherUser(runtimeUserOf(request.vmi)));
   stateDir.lock();
   try {
     const prior = stateDir.read();

@@ -1,5 +1,5 @@
 // The per-VMI state dir: what setup found and made (written atomically), and a lock serialising invocations.
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chownSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { AgentError } from './errors.js';
@@ -68,8 +68,29 @@ export class StateDir {
   readonly dir: string;
   private lockFd: number | null = null;
 
-  constructor(root: string, vmiKey: string) {
+  /**
+   * @param reader who must read the state besides root: the launcher's user, which runs `serve` (KubeVirt's qemu,
+   *   107). When this process is root, the VMI's folder and its files are handed to that user (0700/0600, owned by
+   *   it), and a state root this process creates is 0755, so serve can find the folder. Without a reader (or when not
+   *   root) nothing is chowned.
+   */
+  constructor(
+    private readonly root: string,
+    vmiKey: string,
+    private readonly reader: { readonly uid: number; readonly gid: number } | null = null,
+  ) {
     this.dir = join(root, vmiKey.replace(/[^A-Za-z0-9._-]/g, '_'));
+  }
+
+  /** Creates the root (0755) and the VMI's folder (0700), the folder owned by the reader when there is one. */
+  private ensureDir(): void {
+    mkdirSync(this.root, { recursive: true, mode: 0o755 });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.handOver(this.dir);
+  }
+
+  private handOver(path: string): void {
+    if (this.reader !== null && process.getuid?.() === 0 && this.reader.uid !== 0) chownSync(path, this.reader.uid, this.reader.gid);
   }
 
   get statePath(): string {
@@ -78,7 +99,7 @@ export class StateDir {
 
   /** Blocks until no other invocation for this VMI holds the lock (released on exit, even a crash). */
   lock(): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.ensureDir();
     const fd = openSync(join(this.dir, 'lock'), 'a');
     if (flock(fd, LOCK_EX) !== 0) {
       closeSync(fd);
@@ -115,7 +136,7 @@ export class StateDir {
    * against a process crash. fsync cost 1–2 ms of CPU per write here (an ext4 journal commit), twice per setup.
    */
   write(state: AgentState): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.ensureDir();
     const temporary = `${this.statePath}.${process.pid}.tmp`;
     const fd = openSync(temporary, 'w', 0o600);
     try {
@@ -123,6 +144,7 @@ export class StateDir {
     } finally {
       closeSync(fd);
     }
+    this.handOver(temporary);
     renameSync(temporary, this.statePath);
   }
 

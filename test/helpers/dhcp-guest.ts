@@ -25,8 +25,17 @@ export interface ServeProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnServe(args: readonly string[], env: Record<string, string> = {}, options: { keepLogs?: boolean; program?: string } = {}): ServeProcess {
-  const child: ChildProcess = spawn(process.execPath, [options.program ?? CLI, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `serve` with `args`. `command` replaces `node <program>` as the start of the command line (e.g. ip netns
+ * exec … setpriv … node bundle): it must exec, not fork, so that the child's PID is serve's.
+ */
+export function spawnServe(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  options: { keepLogs?: boolean; program?: string; command?: readonly string[] } = {},
+): ServeProcess {
+  const [file = process.execPath, ...prefix] = options.command ?? [process.execPath, options.program ?? CLI];
+  const child: ChildProcess = spawn(file, [...prefix, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   let partial = '';
   let stderr = '';

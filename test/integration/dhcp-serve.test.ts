@@ -1,12 +1,13 @@
 // `serve` against real DHCP clients (busybox udhcpc, ISC dhclient) in fake guests on CNI-built pods: bridge, masquerade,
 // two bridges in one pod, restart without link changes, invalid search domains, and the one-line start-up errors.
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { agent, attachGuest, dhclient, isServing, spawnServe, udhcpc, type ClientRun, type ServeProcess } from '../helpers/dhcp-guest.js';
-import { deleteNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
+import { deleteNetns, netnsAvailable, runOk, type Netns } from '../helpers/netns.js';
+import { BUNDLE } from '../helpers/agent-run.js';
 
 const RESOLV_CONF = 'nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n';
 const SEARCH = ['default.svc.cluster.local', 'svc.cluster.local', 'cluster.local'];
@@ -84,11 +85,12 @@ describe.skipIf(!netnsAvailable())('serve: DHCPv4 to real clients in fake guests
   /** A CNI pod (extra route 10.96.0.0/12 on eth0, MTU 1450), the VMI set up by the CLI; always cleaned up. */
   async function withSetup(
     binding: 'bridge' | 'masquerade',
-    options: { podCidr: string; blue?: boolean; resolvConf?: string },
+    options: { podCidr: string; podCidr6?: string; blue?: boolean; resolvConf?: string },
     fn: (setup: Setup) => Promise<void>,
   ): Promise<void> {
     const cni = await makeCniPod({
       podCidr: options.podCidr,
+      ...(options.podCidr6 !== undefined ? { podCidr6: options.podCidr6 } : {}),
       mtu: 1450,
       ...(options.blue ? { secondaries: [{ ifname: BLUE_IF, plugin: 'bridge' as const, subnet: '10.10.0.0/24', network: 'blue-net' }] } : {}),
     });
@@ -234,6 +236,70 @@ describe.skipIf(!netnsAvailable())('serve: DHCPv4 to real clients in fake guests
       await withGuest(setup.cni.pod, 'k6t-eth0', blue!.mac, async (guest) => {
         await expect(udhcpc(guest, setup.clientDir('crossed'))).rejects.toThrow(/exited without a lease/);
       });
+    });
+  });
+
+  /**
+   * The image's layout (Dockerfile) in the setup's folder: the bundle and its chunks, koffi in node_modules, and node
+   * with the file capability NET_BIND_SERVICE; returns the command that starts it inside the pod as uid/gid 107 with
+   * no other capability (setpriv, as the launcher container runs).
+   */
+  async function asTheImageRunsIt(setup: Setup): Promise<string[]> {
+    const image = join(setup.dir, 'image');
+    mkdirSync(join(image, 'dist'), { recursive: true });
+    cpSync(BUNDLE, join(image, 'dist', 'virt-net-agent.mjs'));
+    cpSync(join(dirname(BUNDLE), 'chunks'), join(image, 'dist', 'chunks'), { recursive: true });
+    for (const module of ['koffi', '@koromix']) cpSync(join('node_modules', module), join(image, 'node_modules', module), { recursive: true });
+    const node = join(image, 'node');
+    copyFileSync(process.execPath, node);
+    chmodSync(node, 0o755);
+    await runOk(['setcap', 'cap_net_bind_service=+ep', node]);
+    for (const dir of [workDir, setup.dir]) chmodSync(dir, 0o755);
+    return ['ip', 'netns', 'exec', setup.cni.pod.name, 'setpriv', '--reuid=107', '--regid=107', '--clear-groups', '--inh-caps=-all', node, join(image, 'dist', 'virt-net-agent.mjs')];
+  }
+
+  it('as the image runs it: the bundle as uid 107 with only NET_BIND_SERVICE (file capability on node), in the pod; udhcpc leases', async () => {
+    await withSetup('masquerade', { podCidr: '10.244.28.0/24' }, async (setup) => {
+      // setup (root) handed the VMI's state folder to the launcher's user, 107: 0700, and its state.json 0600.
+      const [folder = ''] = readdirSync(setup.stateDir);
+      const folderStat = statSync(join(setup.stateDir, folder));
+      expect([folderStat.uid, folderStat.gid, folderStat.mode & 0o777]).toEqual([107, 107, 0o700]);
+      const stateStat = statSync(join(setup.stateDir, folder, 'state.json'));
+      expect([stateStat.uid, stateStat.mode & 0o777]).toEqual([107, 0o600]);
+      expect(statSync(setup.stateDir).mode & 0o777).toBe(0o755);
+      const serve = spawnServe(['--state-dir', setup.stateDir], {}, { command: await asTheImageRunsIt(setup) });
+      let stopped = false;
+      try {
+        await serve.waitForLog(isServing, 'serving');
+        const status = readFileSync(`/proc/${serve.pid}/status`, 'utf8');
+        expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe('107');
+        expect(/^CapEff:\s+(\w+)/m.exec(status)?.[1]).toBe('0000000000000400'); // CAP_NET_BIND_SERVICE only
+        await withGuest(setup.cni.pod, 'k6t-eth0', undefined, async (guest) => {
+          const run = await udhcpc(guest, setup.clientDir('image'));
+          expect(run.lease.addresses).toEqual(['10.0.2.2/24']);
+        });
+        expect(serve.logs.some((line) => line['reply'] === 'DHCPACK')).toBe(true);
+        stopped = true;
+        expect(await serve.stop()).toEqual({ code: 0, signal: null });
+      } finally {
+        if (!stopped) await serve.stop('SIGKILL');
+      }
+    });
+  });
+
+  it('as the image runs it, dual stack: DHCPv4 and DHCPv6 serve; router advertisements (CAP_NET_RAW) are skipped with a warning', async () => {
+    await withSetup('masquerade', { podCidr: '10.244.29.0/24', podCidr6: 'fd00:10:244:29::/64' }, async (setup) => {
+      const serve = spawnServe(['--state-dir', setup.stateDir], {}, { command: await asTheImageRunsIt(setup) });
+      try {
+        await serve.waitForLog(isServing, 'serving');
+        expect(serve.logs.some((line) => line['msg'] === 'dhcpv4 server listening')).toBe(true);
+        expect(serve.logs.some((line) => line['msg'] === 'dhcpv6 server listening')).toBe(true);
+        const skipped = serve.logs.find((line) => String(line['msg']).startsWith('router advertisements not sent'));
+        expect(skipped).toMatchObject({ level: 'warn', network: 'default' });
+        expect(String(skipped?.['err'])).toMatch(/EPERM|EACCES/);
+      } finally {
+        await serve.stop();
+      }
     });
   });
 
