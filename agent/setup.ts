@@ -104,16 +104,9 @@ function existingNatTables(listing: string): ('ip' | 'ip6')[] {
   return (['ip', 'ip6'] as const).filter((family) => new RegExp(`^table ${family} nat `, 'm').test(listing));
 }
 
-/** status.runtimeUser of a VMI not yet validated (the plan checks it); undefined when absent or not a number. */
-function runtimeUserOf(vmi: unknown): number | undefined {
-  const status = typeof vmi === 'object' && vmi !== null ? (vmi as { status?: unknown }).status : undefined;
-  const user = typeof status === 'object' && status !== null ? (status as { runtimeUser?: unknown }).runtimeUser : undefined;
-  return typeof user === 'number' ? user : undefined;
-}
-
 export async function runSetup(driver: KernelDriver, request: SetupRequest): Promise<SetupResult> {
   // serve runs as the launcher's user: the state it reads is handed to that user.
-  const stateDir = new StateDir(request.stateRoot, vmiKey(request.vmi), launcherUser(runtimeUserOf(request.vmi)));
+  const stateDir = new StateDir(request.stateRoot, vmiKey(request.vmi), launcherUser(parseVmiObject(request.vmi)));
   stateDir.lock();
   try {
     const prior = stateDir.read();

@@ -65,14 +65,12 @@ export function queueCount(vmi: Vmi, iface: VmiInterface, statusQueues: number |
  * The user virt-launcher runs as: qemu (107), unless the VMI runs as root (status.runtimeUser == 0). Taps belong to it,
  * and the state dir is handed to it (serve runs in the launcher).
  */
-export function launcherUser(runtimeUser: number | undefined): { uid: number; gid: number } {
-  const id = runtimeUser === 0 ? 0 : 107;
+export function launcherUser(vmi: Vmi): { uid: number; gid: number } {
+  const id = vmi.status?.runtimeUser === 0 ? 0 : 107;
   return { uid: id, gid: id };
 }
 
-export function tapOwner(vmi: Vmi): { uid: number; gid: number } {
-  return launcherUser(vmi.status?.runtimeUser);
-}
+export const tapOwner = launcherUser;
 
 export function parseGuestPci(pciAddress: string | undefined): PciAddress | undefined {
   if (!pciAddress) return undefined;

@@ -1,4 +1,4 @@
-// Typed libc calls through koffi (setns, open, close, ioctl, setsockopt, fcntl, execv): synchronous, on the calling (main) thread, errno captured.
+// Typed libc calls through koffi (setns, open, close, ioctl, socket, setsockopt, send, recv, fcntl, execv): synchronous, on the calling (main) thread, errno captured.
 import koffi from 'koffi';
 
 export const CLONE_NEWNET = 0x40000000;
@@ -20,8 +20,13 @@ interface Libc {
   ioctlBuffer(fd: number, request: number, buf: Buffer): SysResult;
   /** ioctl with an integer argument (TUNSETOWNER, TUNSETPERSIST, …). */
   ioctlInt(fd: number, request: number, value: number): SysResult;
+  socket(domain: number, type: number, protocol: number): SysResult;
   /** setsockopt with a byte-buffer value (SO_BINDTODEVICE takes the interface name). */
   setsockoptBuffer(fd: number, level: number, name: number, value: Buffer): SysResult;
+  /** send(2) of the whole buffer. */
+  send(fd: number, buf: Buffer, flags: number): SysResult;
+  /** recv(2) into buf (its memory is passed as is, no copy); returns the length, as MSG_TRUNC reports it. */
+  recv(fd: number, buf: Buffer, flags: number): SysResult;
   /** fcntl with an integer argument (F_GETFD, F_SETFD, …). */
   fcntlInt(fd: number, command: number, value: number): SysResult;
   /** Replaces the process image (same PID); returns only on failure. */
@@ -54,7 +59,11 @@ export function libc(): Libc {
   // variadic argument travels in the same register as a fixed one, and glibc's ioctl only forwards it to the syscall.
   const ioctlBuffer = wrap(lib.func('ioctl', 'int', ['int', 'unsigned long', koffi.inout('uint8_t *')]) as RawFn);
   const ioctlInt = wrap(lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as RawFn);
+  const socket = wrap(lib.func('int socket(int domain, int type, int protocol)') as RawFn);
   const setsockopt = wrap(lib.func('int setsockopt(int fd, int level, int name, const uint8_t *value, unsigned int len)') as RawFn);
+  // void * parameters get a Buffer's memory directly (no copy in or out).
+  const send = wrap(lib.func('long send(int fd, const void *buf, size_t len, int flags)') as RawFn);
+  const recv = wrap(lib.func('long recv(int fd, void *buf, size_t len, int flags)') as RawFn);
   // fcntl is variadic too; F_GETFD/F_SETFD take an int, which travels like a fixed argument (see ioctl above).
   const fcntl = wrap(lib.func('fcntl', 'int', ['int', 'int', 'int']) as RawFn);
   const execv = wrap(lib.func('int execv(const char *path, const char **argv)') as RawFn);
@@ -64,7 +73,10 @@ export function libc(): Libc {
     close: (fd) => close(fd),
     ioctlBuffer: (fd, request, buf) => ioctlBuffer(fd, request, buf),
     ioctlInt: (fd, request, value) => ioctlInt(fd, request, value),
+    socket: (domain, type, protocol) => socket(domain, type, protocol),
     setsockoptBuffer: (fd, level, name, value) => setsockopt(fd, level, name, value, value.length),
+    send: (fd, buf, flags) => send(fd, buf, buf.length, flags),
+    recv: (fd, buf, flags) => recv(fd, buf, buf.length, flags),
     fcntlInt: (fd, command, value) => fcntl(fd, command, value),
     execv: (path, argv) => execv(path, [...argv, null]),
   };

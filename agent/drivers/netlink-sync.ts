@@ -1,14 +1,13 @@
 // A blocking rtnetlink socket through libc (koffi): send one request, read its reply, on the calling thread.
 //
-// Why: the `netlink` package's socket is asynchronous (libuv poll, a queued write, a promise per reply): ~180 µs per
-// request here, against ~10 µs for send(2) + recv(2) — the kernel executes an rtnetlink request inside sendmsg, so
-// the reply is already queued when send returns. A setup with 64 networks makes ~1,500 requests.
-// This transport stands in for that package's NetlinkSocket under its RtNetlinkSocket (which only formats and parses
-// messages), so message building and parsing stay the package's. It also asks for extended acks (NETLINK_EXT_ACK),
-// so a refusal carries the kernel's own text ("Device is busy", …), which the package's socket drops.
+// Why: an asynchronous netlink socket (libuv poll, a queued write, a promise per reply; the npm `netlink` package's,
+// which the agent used before) costs ~180 µs per request here, against ~10 µs for send(2) + recv(2): the kernel
+// executes an rtnetlink request inside sendmsg, so the reply is already queued when send returns. A setup with 64
+// networks makes ~1,500 requests. The socket asks for extended acks (NETLINK_EXT_ACK), so a refusal carries the
+// kernel's own text ("mtu greater than device maximum", …). Message bodies are rtnl-codec.ts's; this file moves them.
 // The socket belongs to the network namespace of the thread that created it (see agent/netns.ts).
-import { getSystemErrorName } from 'node:util';
-import koffi from 'koffi';
+import { errnoName } from './kernel-error.js';
+import { libc, type SysResult } from './libc.js';
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -39,7 +38,7 @@ const REPLY_TIMEOUT_SECONDS = 30;
 /** Receive buffer: a dump datagram is at most ~32 KiB; MSG_TRUNC reports anything larger. */
 const RECEIVE_BUFFER_BYTES = 256 * 1024;
 
-/** One netlink message as the `netlink` package's parsers take it. */
+/** One netlink message: its header's fields and its body. */
 export interface RawNetlinkMessage {
   readonly type: number;
   readonly flags: number;
@@ -54,57 +53,15 @@ export class NetlinkRejection extends Error {
     readonly errno: number,
     readonly kernelMessage: string | null,
   ) {
-    super(`Request rejected: ${errnoText(errno)}${kernelMessage !== null ? ` (${kernelMessage})` : ''}`);
+    super(`Request rejected: ${errnoName(errno)}${kernelMessage !== null ? ` (${kernelMessage})` : ''}`);
     this.name = 'NetlinkRejection';
   }
 }
 
-function errnoText(errno: number): string {
-  try {
-    return getSystemErrorName(-errno);
-  } catch {
-    return `E${errno}`;
-  }
-}
-
-interface SocketCalls {
-  socket(domain: number, type: number, protocol: number): number;
-  setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
-  send(fd: number, buf: Buffer, length: number, flags: number): number;
-  recv(fd: number, buf: Buffer, length: number, flags: number): number;
-  ioctl(fd: number, request: number, buf: Buffer): number;
-  close(fd: number): number;
-}
-
-let calls: SocketCalls | undefined;
-
-type RawFn = (...args: unknown[]) => unknown;
-
-function socketCalls(): SocketCalls {
-  if (calls !== undefined) return calls;
-  const lib = koffi.load('libc.so.6');
-  const socket = lib.func('int socket(int domain, int type, int protocol)') as RawFn;
-  const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int len)') as RawFn;
-  // void * parameters get a Buffer's memory directly (no copy in or out).
-  const send = lib.func('long send(int fd, const void *buf, size_t len, int flags)') as RawFn;
-  const recv = lib.func('long recv(int fd, void *buf, size_t len, int flags)') as RawFn;
-  // ioctl is variadic; a pointer third argument travels like a fixed one on x86-64 and aarch64 (see libc.ts).
-  const ioctl = lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']) as RawFn;
-  const close = lib.func('int close(int fd)') as RawFn;
-  calls = {
-    socket: (domain, type, protocol) => Number(socket(domain, type, protocol)),
-    setsockopt: (fd, level, name, value, length) => Number(setsockopt(fd, level, name, value, length)),
-    send: (fd, buf, length, flags) => Number(send(fd, buf, length, flags)),
-    recv: (fd, buf, length, flags) => Number(recv(fd, buf, length, flags)),
-    ioctl: (fd, request, buf) => Number(ioctl(fd, request, buf)),
-    close: (fd) => Number(close(fd)),
-  };
-  return calls;
-}
-
-function failure(what: string): Error {
-  const errno = koffi.errno();
-  return new Error(`netlink ${what} failed: ${errnoText(errno)}`);
+/** The result of a libc call, or an Error naming the call and its errno. */
+function checked(what: string, result: SysResult): number {
+  if (result.ret < 0) throw new Error(`netlink ${what} failed: ${errnoName(result.errno)}`);
+  return result.ret;
 }
 
 /** Reads the kernel's NLMSGERR_ATTR_MSG out of an NLMSG_ERROR payload, or null. */
@@ -146,42 +103,32 @@ export function splitMessages(datagram: Buffer): RawNetlinkMessage[] {
   return messages;
 }
 
-type MessageListener = (...args: unknown[]) => void;
-
-/**
- * The subset of the `netlink` package's NetlinkSocket that its RtNetlinkSocket uses: request() (resolves with
- * [messages, rinfo] like the package's, after the work is done synchronously), on() (no unsolicited messages arrive:
- * the socket joins no multicast group), close().
- */
+/** An rtnetlink socket: requestSync() sends a request and returns its replies; interfaceIndex() looks a name up. */
 export class SyncNetlinkSocket {
   private seq = 1;
   private fd: number;
   private readonly buffer = Buffer.alloc(RECEIVE_BUFFER_BYTES);
 
   constructor() {
-    const c = socketCalls();
-    this.fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (this.fd < 0) throw failure('socket');
+    const c = libc();
+    this.fd = checked('socket', c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
     const timeout = Buffer.alloc(16);
     timeout.writeBigInt64LE(BigInt(REPLY_TIMEOUT_SECONDS), 0);
     const one = Buffer.alloc(4);
     one.writeInt32LE(1, 0);
-    if (c.setsockopt(this.fd, SOL_SOCKET, SO_RCVTIMEO, timeout, timeout.length) !== 0) {
-      const err = failure('setsockopt SO_RCVTIMEO');
+    try {
+      checked('setsockopt SO_RCVTIMEO', c.setsockoptBuffer(this.fd, SOL_SOCKET, SO_RCVTIMEO, timeout));
+    } catch (err) {
       c.close(this.fd);
       throw err;
     }
     // Best effort: without extended acks, refusals carry the errno only.
-    c.setsockopt(this.fd, SOL_NETLINK, NETLINK_EXT_ACK, one, one.length);
-  }
-
-  on(_event: string, _listener: MessageListener): this {
-    return this;
+    c.setsockoptBuffer(this.fd, SOL_NETLINK, NETLINK_EXT_ACK, one);
   }
 
   close(): void {
     if (this.fd < 0) return;
-    socketCalls().close(this.fd);
+    libc().close(this.fd);
     this.fd = -1;
   }
 
@@ -195,19 +142,18 @@ export class SyncNetlinkSocket {
     if (nameBytes.length === 0 || nameBytes.length >= IFNAMSIZ || nameBytes.includes(0) || name.includes('/')) return null;
     const ifreq = Buffer.alloc(40);
     nameBytes.copy(ifreq, 0);
-    if (socketCalls().ioctl(this.fd, SIOCGIFINDEX, ifreq) === 0) return ifreq.readInt32LE(IFNAMSIZ);
-    const errno = koffi.errno();
+    const { ret, errno } = libc().ioctlBuffer(this.fd, SIOCGIFINDEX, ifreq);
+    if (ret === 0) return ifreq.readInt32LE(IFNAMSIZ);
     if (errno === ENODEV) return null;
-    throw new Error(`netlink: SIOCGIFINDEX ${name} failed: ${errnoText(errno)}`);
+    throw new Error(`netlink: SIOCGIFINDEX ${name} failed: ${errnoName(errno)}`);
   }
 
   /** Sends one request (REQUEST|ACK added) and reads until its ACK, error or dump end. Throws NetlinkRejection on an error reply. */
-  requestSync(type: number, payload: readonly Buffer[] | Buffer, flags: number): RawNetlinkMessage[] {
+  requestSync(type: number, body: Buffer, flags: number): RawNetlinkMessage[] {
     if (this.fd < 0) throw new Error('netlink socket is closed');
-    const c = socketCalls();
+    const c = libc();
     const seq = this.seq;
     this.seq = this.seq >= 0xffffffff ? 1 : this.seq + 1;
-    const body = Buffer.isBuffer(payload) ? payload : Buffer.concat(payload);
     const request = Buffer.alloc(NLMSG_HDRLEN + body.length);
     request.writeUInt32LE(request.length, 0);
     request.writeUInt16LE(type, 4);
@@ -216,18 +162,17 @@ export class SyncNetlinkSocket {
     request.writeUInt32LE(0, 12);
     body.copy(request, NLMSG_HDRLEN);
     for (;;) {
-      const sent = c.send(this.fd, request, request.length, 0);
-      if (sent >= 0) break;
-      if (koffi.errno() !== EINTR) throw failure('send');
+      const sent = c.send(this.fd, request, 0);
+      if (sent.ret >= 0) break;
+      if (sent.errno !== EINTR) checked('send', sent);
     }
     const replies: RawNetlinkMessage[] = [];
     for (;;) {
-      const received = c.recv(this.fd, this.buffer, this.buffer.length, MSG_TRUNC);
+      const { ret: received, errno } = c.recv(this.fd, this.buffer, MSG_TRUNC);
       if (received < 0) {
-        const errno = koffi.errno();
         if (errno === EINTR) continue;
         if (errno === EAGAIN) throw new Error(`netlink: no reply from the kernel within ${REPLY_TIMEOUT_SECONDS} s`);
-        throw failure('recv');
+        checked('recv', { ret: received, errno });
       }
       if (received > this.buffer.length) throw new Error(`netlink: reply of ${received} bytes exceeds the ${this.buffer.length}-byte buffer`);
       for (const message of splitMessages(this.buffer.subarray(0, received))) {
@@ -241,15 +186,6 @@ export class SyncNetlinkSocket {
         // A plain reply (RTM_GETLINK by name) is followed by the ACK asked for; dump parts (MULTI) by DONE.
         replies.push(message);
       }
-    }
-  }
-
-  /** NetlinkSocket.request's contract: resolves with [messages, rinfo]; rejects like the package on an error reply. */
-  request(type: number, data: readonly Buffer[] | Buffer, options?: { readonly flags?: number }): Promise<[RawNetlinkMessage[], object]> {
-    try {
-      return Promise.resolve([this.requestSync(type, data, Number(options?.flags ?? 0)), {}]);
-    } catch (err) {
-      return Promise.reject(err);
     }
   }
 }

@@ -14,6 +14,8 @@ import { bytesToIp, ipToBigInt } from '../ip.js';
 import { canonicalErrno, describeErrno, errnoName, KernelError } from './kernel-error.js';
 import { NetlinkRejection, SyncNetlinkSocket } from './netlink-sync.js';
 import {
+  AF_INET,
+  AF_INET6,
   decodeAddress,
   decodeLink,
   decodeRoute,
@@ -38,8 +40,6 @@ import {
   type LinkRequest,
 } from './rtnl-codec.js';
 
-export const AF_INET = 2;
-export const AF_INET6 = 10;
 const RT_TABLE_MAIN = 254;
 const RT_SCOPE_UNIVERSE = 0;
 const RT_SCOPE_LINK = 253;
@@ -92,11 +92,6 @@ export function ipBytes(ip: string, family: 4 | 6): Buffer {
   return out;
 }
 
-/** Network-order bytes → text ("10.0.2.1", "fd10:0:2::1"). */
-export function bytesIp(bytes: Buffer, family: 4 | 6): string {
-  return bytesToIp(bytes, family);
-}
-
 function familyOf(raw: number): 4 | 6 | null {
   if (raw === AF_INET) return 4;
   if (raw === AF_INET6) return 6;
@@ -107,7 +102,7 @@ function parseAddress(body: Buffer): RtAddress | null {
   const a = decodeAddress(body);
   const family = a === null ? null : familyOf(a.family);
   if (a === null || family === null || a.address === null) return null;
-  return { index: a.index, family, ip: bytesIp(a.address, family), prefixLength: a.prefixLength, scope: a.scope };
+  return { index: a.index, family, ip: bytesToIp(a.address, family), prefixLength: a.prefixLength, scope: a.scope };
 }
 
 function parseRoute(body: Buffer): RtRoute | null {
@@ -117,8 +112,8 @@ function parseRoute(body: Buffer): RtRoute | null {
   return {
     family,
     dstLength: r.dstLength,
-    dst: r.dst !== null ? bytesIp(r.dst, family) : r.dstLength === 0 ? null : bytesIp(Buffer.alloc(family === 4 ? 4 : 16), family),
-    gateway: r.gateway !== null ? bytesIp(r.gateway, family) : null,
+    dst: r.dst !== null ? bytesToIp(r.dst, family) : r.dstLength === 0 ? null : bytesToIp(Buffer.alloc(family === 4 ? 4 : 16), family),
+    gateway: r.gateway !== null ? bytesToIp(r.gateway, family) : null,
     oif: r.oif,
     table: r.table,
     protocol: r.protocol,
