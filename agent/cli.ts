@@ -2,17 +2,7 @@
 // The virt-net-agent command: picks the subcommand module (agent/cmd-<name>.ts), runs it, and turns every failure into one line and an exit code.
 import { readFileSync } from 'node:fs';
 import { AgentError, InputError } from './errors.js';
-
-/** One subcommand, exported by its own module agent/cmd-<name>.ts and listed in COMMANDS below. */
-export interface Command {
-  /** The full text of `help <name>` / `<name> --help`. */
-  readonly usage: string;
-  /**
-   * Runs with the arguments after the subcommand name and resolves to the exit status.
-   * Throws AgentError for anything the user can fix; node:util parseArgs errors are reported as usage errors.
-   */
-  run(args: readonly string[]): Promise<number>;
-}
+import type { Command } from './command.js';
 
 const PROGRAM = 'virt-net-agent';
 

@@ -1,6 +1,6 @@
 // The `discover` subcommand: enters the pod's network namespace (setns, before any netlink socket) and prints the PodState JSON.
 import { parseArgs } from 'node:util';
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { discoverPodState } from './discover.js';
 import { createNetlinkDriver } from './drivers/netlink-driver.js';
 import { enterNetns } from './netns.js';

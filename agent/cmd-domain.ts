@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { listDomainInterfaces, mergeDevices } from '../domain/domain-xml.js';
 import { unsupportedDevices } from '../domain/libvirt-capabilities.js';
 import { connectLibvirt, type LibvirtVersion } from '../domain/libvirt-client.js';
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { discoverPodState } from './discover.js';
 import { createNetlinkDriver } from './drivers/netlink-driver.js';
 import { AgentError, InputError, PlanError } from './errors.js';

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { discoverPodState } from './discover.js';
 import { createNetlinkDriver } from './drivers/netlink-driver.js';
 import { InputError } from './errors.js';

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { aliasOfFragment, applyDomainOperations, waitForDeviceGone } from '../domain/libvirt-operations.js';
 import { connectLibvirt, type DomainHandle, type LibvirtClient } from '../domain/libvirt-client.js';
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { assertSupported, printPlanErrors, recordedIdentities } from './cmd-domain.js';
 import { discoverPodState } from './discover.js';
 import { createNetlinkDriver } from './drivers/netlink-driver.js';

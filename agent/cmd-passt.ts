@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { passtPortForwards } from '../bindings/passt.js';
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { AgentError, InputError } from './errors.js';
 import { readDocument } from './input.js';
 import { rejectRepeatedFlags, withFlag } from './plan-flags.js';

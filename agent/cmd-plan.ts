@@ -1,6 +1,6 @@
 // The `plan` subcommand: reads the VMI, pod state and config, runs the pure planner and prints the plan as JSON.
 import { parseArgs } from 'node:util';
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { AgentError, InputError } from './errors.js';
 import { readPodState, readTextFile, STDIN_PATH } from './input.js';
 import type { PlanInput } from './plan.js';

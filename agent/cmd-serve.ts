@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { startDhcpV4Server } from '../dhcp/server-v4.js';
 import type { RunningService } from '../dhcp/service.js';
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { hasErrno } from './drivers/kernel-error.js';
 import { AgentError, InputError } from './errors.js';
 import { enterNetns } from './netns.js';

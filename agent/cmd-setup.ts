@@ -1,6 +1,6 @@
 // The `setup` and `teardown` subcommands: plumb a pod for a VMI (converging, crash-safe) and undo it exactly.
 import { parseArgs } from 'node:util';
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { createNetlinkDriver } from './drivers/netlink-driver.js';
 import { AgentError, InputError } from './errors.js';
 import { describeAction } from './kernel-actions.js';

@@ -1,7 +1,7 @@
 // The `sidecar` subcommand: serves KubeVirt's hook API (Info, Callbacks v1alpha3/v1alpha2) on a unix socket so the agent can be a network binding plugin.
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { discoverPodState } from './discover.js';
 import { createNetlinkDriver } from './drivers/netlink-driver.js';
 import { InputError } from './errors.js';

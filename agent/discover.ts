@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import type { KernelDriver } from './drivers/kernel.js';
 import { InputError } from './errors.js';
-import { parsePodState } from './input.js';
+import { parsePodState } from './pod-state-parse.js';
 import type { PodInterface, PodRoute, PodState } from './pod-state.js';
 
 export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';

@@ -3,7 +3,7 @@
 // The child inherits the network namespace of the thread that spawns it. child_process.spawn forks synchronously on
 // the main thread, so after enterNetns (or inside NetnsScope.run, passed here as `spawnIn`) nft runs in the pod.
 import type { ChildProcess } from 'node:child_process';
-import { nodeChildProcess } from '../lazy-builtins.js';
+import { nodeChildProcess } from './lazy-child-process.js';
 import { KernelError } from './kernel-error.js';
 
 export interface NftOptions {

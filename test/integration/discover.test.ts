@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverPodState, parseDownwardApiJson, unquoteGo } from '../../agent/discover.js';
 import { createNetlinkDriver } from '../../agent/drivers/netlink-driver.js';
-import { parsePodState } from '../../agent/input.js';
+import { parsePodState } from '../../agent/pod-state-parse.js';
 import type { PodState } from '../../agent/pod-state.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { netnsAvailable, runOk, waitFor, type ExecResult } from '../helpers/netns.js';

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../agent/errors.js';
-import { parsePodState, readDocument, readPodState } from '../../agent/input.js';
+import { readDocument, readPodState } from '../../agent/input.js';
+import { parsePodState } from '../../agent/pod-state-parse.js';
 import type { Plan } from '../../agent/plan-types.js';
 import { calicoPod, multusPod } from '../fixtures/pods.js';
 
