@@ -1,7 +1,7 @@
 // The one small interface every binding implements: (network, interface, pod state, context) → its slice of the plan.
-import type { Arch, BindingKind, DhcpV4Plan, DhcpV6Plan, InterfaceStatus, LinkStep, Phase, PodIdentity } from '../agent/plan-types.js';
-import type { PodInterface, PodState } from '../agent/pod-state.js';
-import type { KubeVirtConfig, Vmi, VmiInterface, VmiNetwork } from '../agent/vmi-types.js';
+import type { Arch, BindingKind, DhcpV4Plan, DhcpV6Plan, InterfaceStatus, LinkStep, Phase, PodIdentity } from '../agent/plan/plan-types.js';
+import type { PodInterface, PodState } from '../agent/plan/pod-state.js';
+import type { KubeVirtConfig, Vmi, VmiInterface, VmiNetwork } from '../agent/plan/vmi-types.js';
 import type { DomainInterfaceSpec, HostdevSpec } from '../domain/interface-spec.js';
 
 export interface PlanContext {

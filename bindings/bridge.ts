@@ -1,8 +1,8 @@
 // Bridge binding (and managedTap plugins): the pod NIC becomes a bridge port, the guest gets its identity through a tap.
-import type { LinkStep, PodIdentity } from '../agent/plan-types.js';
-import type { PodState } from '../agent/pod-state.js';
-import { PlanError } from '../agent/errors.js';
-import { bridgeName, fakeBridgeIp, renamedPodNicName, tapName } from '../agent/names.js';
+import type { LinkStep, PodIdentity } from '../agent/plan/plan-types.js';
+import type { PodState } from '../agent/plan/pod-state.js';
+import { PlanError } from '../agent/plan/errors.js';
+import { bridgeName, fakeBridgeIp, renamedPodNicName, tapName } from '../agent/plan/names.js';
 import { bridgeDhcpAddressing, buildDhcpV4Plan } from './dhcp-config.js';
 import type { Binding, BindingInput, BindingSlice } from './binding.js';
 import {

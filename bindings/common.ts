@@ -1,8 +1,8 @@
 // Rules shared by the bindings: MAC resolution, model mapping, ROM/driver rules, queues, tap owner, pod IP order.
-import { macFromSeed, normalizeMac } from '../agent/mac.js';
-import { ipFamily, isGlobalUnicast, stripPrefix } from '../agent/ip.js';
-import type { Arch } from '../agent/plan-types.js';
-import type { Vmi, VmiInterface } from '../agent/vmi-types.js';
+import { macFromSeed, normalizeMac } from '../agent/plan/mac.js';
+import { ipFamily, isGlobalUnicast, stripPrefix } from '../agent/plan/ip.js';
+import type { Arch } from '../agent/plan/plan-types.js';
+import type { Vmi, VmiInterface } from '../agent/plan/vmi-types.js';
 import type { DomainInterfaceSpec, PciAddress } from '../domain/interface-spec.js';
 import type { BindingInput, PlanContext } from './binding.js';
 

@@ -1,9 +1,9 @@
 // Builds the plan's `dhcp` (DHCPv4) and `dhcpv6` sections: bridge address discovery and the exact option payloads KubeVirt serves.
-import { PlanError } from '../agent/errors.js';
-import { formatCidr, ipFamily, isGlobalUnicast, networkOf, parseCidr, stripPrefix, type Cidr } from '../agent/ip.js';
-import type { DhcpV4Plan, DhcpV6Plan, RouterAdvertisementPlan } from '../agent/plan-types.js';
-import type { PodState } from '../agent/pod-state.js';
-import type { DhcpOptions } from '../agent/vmi-types.js';
+import { PlanError } from '../agent/plan/errors.js';
+import { formatCidr, ipFamily, isGlobalUnicast, networkOf, parseCidr, stripPrefix, type Cidr } from '../agent/plan/ip.js';
+import type { DhcpV4Plan, DhcpV6Plan, RouterAdvertisementPlan } from '../agent/plan/plan-types.js';
+import type { PodState } from '../agent/plan/pod-state.js';
+import type { DhcpOptions } from '../agent/plan/vmi-types.js';
 import {
   DhcpV4Option,
   DhcpV6Option,

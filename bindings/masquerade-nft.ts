@@ -18,7 +18,7 @@
 // 2. Interface names are double-quoted (`iifname "eth0"`), which is how `nft list` prints them anyway. An
 //    unquoted name that happens to be an nft keyword or starts with a digit would not parse in a file.
 //    Names and addresses are validated, so no input can inject nft syntax.
-import { ipFamily } from '../agent/ip.js';
+import { ipFamily } from '../agent/plan/ip.js';
 import type { MasqueradeNftInput } from './binding.js';
 
 export type NftFamily = 'ip' | 'ip6';

@@ -1,8 +1,8 @@
 // Masquerade binding: a NAT gateway bridge (pinned MAC) with the guest on a private CIDR and an nftables ruleset.
-import { PlanError } from '../agent/errors.js';
-import { addressCount, cidrAddress, formatCidr, nthHost, parseCidr, stripPrefix, type Cidr, type Family } from '../agent/ip.js';
-import { MASQUERADE_BRIDGE_MAC, bridgeName, tapName } from '../agent/names.js';
-import type { PodIdentity } from '../agent/plan-types.js';
+import { PlanError } from '../agent/plan/errors.js';
+import { addressCount, cidrAddress, formatCidr, nthHost, parseCidr, stripPrefix, type Cidr, type Family } from '../agent/plan/ip.js';
+import { MASQUERADE_BRIDGE_MAC, bridgeName, tapName } from '../agent/plan/names.js';
+import type { PodIdentity } from '../agent/plan/plan-types.js';
 import type { Binding, BindingInput, BindingSlice, MasqueradeNftInput } from './binding.js';
 import { requireIdentity } from './bridge.js';
 import {

@@ -1,7 +1,7 @@
 // Core passtBinding: no pod links, two sysctls, and a vhost-user interface with a passt backend and port forwards.
-import { PlanError } from '../agent/errors.js';
+import { PlanError } from '../agent/plan/errors.js';
 import type { PortForward } from '../domain/interface-spec.js';
-import type { VmiInterface } from '../agent/vmi-types.js';
+import type { VmiInterface } from '../agent/plan/vmi-types.js';
 import type { Binding, BindingInput, BindingSlice } from './binding.js';
 import { domainModel, hasLaunchSecurity, isVirtio, normalizeMac, orderedPodIps, parseGuestPci, statusIps } from './common.js';
 

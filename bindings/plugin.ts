@@ -1,7 +1,7 @@
 // Network binding plugins: `tap` (e.g. macvtap: the pod interface itself is the target), `managedTap` (plumbed like
 // bridge, no DHCP), or sidecar-only plugins (no interface from us).
-import { PlanError } from '../agent/errors.js';
-import { bridgeName, tapName } from '../agent/names.js';
+import { PlanError } from '../agent/plan/errors.js';
+import { bridgeName, tapName } from '../agent/plan/names.js';
 import type { Binding, BindingInput, BindingSlice } from './binding.js';
 import { bridgeLinks, requireIdentity } from './bridge.js';
 import { firstGlobalIpv4, linkStateOf, normalizeMac, orderedPodIps, resolveGuestMac, statusIps, tapDomainInterface } from './common.js';

@@ -6,7 +6,7 @@
 // bridge itself (masquerade gateway, DHCP server). The table is this agent's alone, so the text deletes and re-creates
 // it inside the same transaction: networks that disappeared lose their rules, and there is never a moment without
 // protection (`nft -f` is all-or-nothing).
-import { ipFamily } from '../agent/ip.js';
+import { ipFamily } from '../agent/plan/ip.js';
 import { quoteIfname } from './masquerade-nft.js';
 
 /** The bridge-family table this agent owns (nothing else lives in it). */

@@ -1,6 +1,6 @@
 // SR-IOV: no pod plumbing; a `<hostdev>` for the VF whose host PCI address comes from network-info or network-status.
-import { PlanError } from '../agent/errors.js';
-import type { PodState } from '../agent/pod-state.js';
+import { PlanError } from '../agent/plan/errors.js';
+import type { PodState } from '../agent/plan/pod-state.js';
 import type { PciAddress } from '../domain/interface-spec.js';
 import type { Binding, BindingInput, BindingSlice } from './binding.js';
 import { normalizeMac, parseGuestPci } from './common.js';

@@ -1,5 +1,5 @@
 // DHCP option payload encoders/decoders: address lists, integers, strings, 119 domain search, 121 classless routes, DUID-LL.
-import { bigIntToIp, ipFamily, ipToBigInt, networkOf, parseCidr, prefixToMask } from '../agent/ip.js';
+import { bigIntToIp, ipFamily, ipToBigInt, networkOf, parseCidr, prefixToMask } from '../agent/plan/ip.js';
 
 /** A payload could not be encoded or decoded. `code` is the DHCP option code concerned, when there is one. */
 export class DhcpOptionError extends Error {

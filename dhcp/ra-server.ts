@@ -8,8 +8,8 @@
 // router lifetime 0 (§6.2.5) so the guest drops the default route at once, then closes the socket.
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import { PlanError } from '../agent/errors.js';
-import type { DhcpV6Plan } from '../agent/plan-types.js';
+import { PlanError } from '../agent/plan/errors.js';
+import type { DhcpV6Plan } from '../agent/plan/plan-types.js';
 import { KernelError } from '../agent/drivers/kernel-error.js';
 import { openIcmpv6Socket, type Icmpv6Socket } from '../agent/drivers/raw-socket.js';
 import { ALL_NODES, ICMPV6_ROUTER_SOLICITATION, MAX_RTR_ADV_INTERVAL_SECONDS, MIN_RTR_ADV_INTERVAL_SECONDS, buildRouterAdvertisement, isRouterSolicitation, routerAdvertisementFromPlan } from './ra.js';

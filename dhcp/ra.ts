@@ -1,7 +1,7 @@
 // Router advertisement bytes (RFC 4861 §4.2 with SLLA, MTU and prefix options; RFC 8106 RDNSS/DNSSL) and the RA
 // configuration derived from a DhcpV6Plan. Pure: the ICMPv6 checksum is left 0 (the kernel fills it on raw ICMPv6 sockets).
-import { parseCidr } from '../agent/ip.js';
-import type { DhcpV6Plan } from '../agent/plan-types.js';
+import { parseCidr } from '../agent/plan/ip.js';
+import type { DhcpV6Plan } from '../agent/plan/plan-types.js';
 import { DhcpOptionError, decodeDomainSearch, fromHex } from './options.js';
 import { Dhcpv6OptionCode, ipv6ToBytes } from './v6-packet.js';
 

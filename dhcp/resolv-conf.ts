@@ -1,5 +1,5 @@
 // Parses the pod's resolv.conf the way KubeVirt's pkg/network/dns/resolveconf.go does, dropping invalid entries instead of failing.
-import { bigIntToIp, ipFamily, ipToBigInt } from '../agent/ip.js';
+import { bigIntToIp, ipFamily, ipToBigInt } from '../agent/plan/ip.js';
 import { ERROR_SEARCH_DOMAIN_NOT_VALID, isValidSearchDomain } from './options.js';
 
 /** KubeVirt's defaults (resolveconf.go). */

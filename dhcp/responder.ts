@@ -23,7 +23,7 @@
 //   broadcast bit so the relay broadcasts it); else NAK → 255.255.255.255:68; else ciaddr ≠ 0 → ciaddr:68;
 //   else 255.255.255.255:68, whatever the broadcast flag says: a unicast to yiaddr would need an ARP entry
 //   injected for an address the client does not yet answer for, which we do not do.
-import type { DhcpV4Plan } from '../agent/plan-types.js';
+import type { DhcpV4Plan } from '../agent/plan/plan-types.js';
 import {
   BOOTREPLY,
   BOOTREQUEST,

@@ -14,7 +14,7 @@
 //   as pino would, without its generic serializer), ignored packets at debug, counters at close.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
-import type { DhcpV4Plan } from '../agent/plan-types.js';
+import type { DhcpV4Plan } from '../agent/plan/plan-types.js';
 import { bindToDevice, enlargeReceiveBuffer } from '../agent/drivers/socket-options.js';
 import { ExchangeLog, exchangeFields, type ExchangeFields } from './exchange-log.js';
 import { DhcpDecodeError, decodeDhcpPacket, type DhcpPacket } from './packet.js';

@@ -8,7 +8,7 @@
 //   Options are kept in wire order, repeats included; nested options (IA_NA, IAADDR) are decoded on demand with the
 //   same bounded reader, and each typed accessor checks its own fixed part (`invalid-option`).
 // - The only exception thrown is `Dhcpv6DecodeError` (without a stack trace: these come from untrusted input).
-import { bigIntToIp, ipFamily, ipToBigInt } from '../agent/ip.js';
+import { bigIntToIp, ipFamily, ipToBigInt } from '../agent/plan/ip.js';
 
 export const DHCPV6_CLIENT_PORT = 546;
 export const DHCPV6_SERVER_PORT = 547;

@@ -16,8 +16,8 @@
 //   with Success (the address is fixed: nothing to free), logged by the caller.
 // - Every reply carries CLIENTID (echoed), SERVERID (plan.serverDuid) and, except RELEASE/DECLINE/CONFIRM replies,
 //   the plan's options verbatim (23 DNS, 24 domain list, …), as KubeVirt sends them whatever the ORO says.
-import { bigIntToIp, ipToBigInt, networkOf, parseCidr } from '../agent/ip.js';
-import type { DhcpV6Plan } from '../agent/plan-types.js';
+import { bigIntToIp, ipToBigInt, networkOf, parseCidr } from '../agent/plan/ip.js';
+import type { DhcpV6Plan } from '../agent/plan/plan-types.js';
 import { fromHex } from './options.js';
 import {
   Dhcpv6MessageType,

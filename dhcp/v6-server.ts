@@ -5,7 +5,7 @@
 // leaks out of the pod NIC. One pino line per exchange; malformed packets are dropped with a debug line.
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
-import type { DhcpV6Plan } from '../agent/plan-types.js';
+import type { DhcpV6Plan } from '../agent/plan/plan-types.js';
 import { bindToDevice, enlargeReceiveBuffer } from '../agent/drivers/socket-options.js';
 import type { RunningService } from './service.js';
 import { respondV6 } from './v6-responder.js';

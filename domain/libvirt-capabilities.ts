@@ -1,7 +1,6 @@
 // Which libvirt version each planned device needs, and a check that refuses (one line per interface) what the connected libvirt cannot run.
 import { create } from './xml.js';
-import type { LibvirtVersion } from './libvirt-client.js';
-import { formatVersion, versionAtLeast } from './libvirt-client.js';
+import { formatVersion, versionAtLeast, type LibvirtVersion } from './libvirt-version.js';
 
 export interface DeviceRequirement {
   /** The interface's alias (ua-<network name>), or its type when it has none. */

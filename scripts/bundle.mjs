@@ -1,4 +1,4 @@
-// Bundles the compiled CLI (dist/agent/cli.js) with its pure-JS dependencies into dist/virt-net-agent.mjs plus a few
+// Bundles the compiled CLI (dist/agent/cli/cli.js) with its pure-JS dependencies into dist/virt-net-agent.mjs plus a few
 // chunks in dist/chunks/, the program the image runs: a handful of files to read at start instead of ~180 modules.
 //
 // Code splitting keeps every subcommand lazy: each `await import('./cmd-…')` loads only that command's chunk, and an
@@ -14,7 +14,7 @@ const CHUNKS = 'dist/chunks';
 
 rmSync(CHUNKS, { recursive: true, force: true }); // chunk names carry hashes: drop the previous build's
 const result = await build({
-  entryPoints: { 'virt-net-agent': 'dist/agent/cli.js' },
+  entryPoints: { 'virt-net-agent': 'dist/agent/cli/cli.js' },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunks/[name]-[hash]',

@@ -34,11 +34,11 @@ done
 die() { echo "demo.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (it creates network namespaces)"
 [ -x "$CNI_PATH/bridge" ] && [ -x "$CNI_PATH/host-local" ] || die "$CNI_PATH/bridge not found: install containernetworking-plugins (./scripts/setup.sh)"
-[ -f dist/agent/cli.js ] || die "dist/agent/cli.js not found: run ./scripts/setup.sh (or npm run build) first"
+[ -f dist/agent/cli/cli.js ] || die "dist/agent/cli/cli.js not found: run ./scripts/setup.sh (or npm run build) first"
 [ -f "$VMI" ] || die "--vmi: no such file $VMI"
 command -v nft >/dev/null || die "nft not found: install nftables (./scripts/setup.sh)"
 
-agent() { node dist/agent/cli.js "$@"; }
+agent() { node dist/agent/cli/cli.js "$@"; }
 section() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
 
 # The CNI network configuration a kubelet would hand the bridge plugin (as in test/helpers/cni.ts). The range starts

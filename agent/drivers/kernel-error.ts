@@ -1,6 +1,6 @@
 // A failed kernel operation (netlink, tun ioctl, sysctl, nft, setns): names the operation and carries the errno name.
 import { constants } from 'node:os';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../plan/errors.js';
 
 /** A few strerror(3) texts, so messages read like `ip`'s ("File exists"); other codes print as their name only. */
 const STRERROR: Readonly<Record<string, string>> = {

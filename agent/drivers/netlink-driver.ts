@@ -4,10 +4,10 @@
 // calls enterNetns first). With `netns`, the driver stays usable from a process that remains in its own namespace
 // (tests, tools): the netlink socket is opened inside a NetnsScope (and stays bound to the target), and every other
 // namespace-sensitive step — opening /dev/net/tun, /proc/sys files, spawning nft, the dummy probe — runs synchronously
-// inside scope.run. See agent/netns.ts.
-import { parseCidr, cidrAddress } from '../ip.js';
-import { noteNetlinkSocketClosed, noteNetlinkSocketOpened, openNetnsScope, type NetnsScope, type NetnsTarget } from '../netns.js';
-import { nodeCrypto } from '../lazy-builtins.js';
+// inside scope.run. See agent/apply/netns.ts.
+import { parseCidr, cidrAddress } from '../plan/ip.js';
+import { noteNetlinkSocketClosed, noteNetlinkSocketOpened, openNetnsScope, type NetnsScope, type NetnsTarget } from '../apply/netns.js';
+import { nodeCrypto } from '../plan/lazy-builtins.js';
 import type { AddressInfo, KernelDriver, LinkChanges, LinkInfo, RouteInfo, TapOptions } from './kernel.js';
 import { hasErrno, KernelError } from './kernel-error.js';
 import { createLibNft } from './libnftables.js';

@@ -5,7 +5,7 @@
 // executes an rtnetlink request inside sendmsg, so the reply is already queued when send returns. A setup with 64
 // networks makes ~1,500 requests. The socket asks for extended acks (NETLINK_EXT_ACK), so a refusal carries the
 // kernel's own text ("mtu greater than device maximum", …). Message bodies are rtnl-codec.ts's; this file moves them.
-// The socket belongs to the network namespace of the thread that created it (see agent/netns.ts).
+// The socket belongs to the network namespace of the thread that created it (see agent/apply/netns.ts).
 import { errnoName } from './kernel-error.js';
 import { libc, type SysResult } from './libc.js';
 

@@ -9,8 +9,8 @@
 //   * Bridge-port learning is set through RTM_NEWLINK on the existing port with IFLA_LINKINFO → IFLA_INFO_SLAVE_DATA →
 //     IFLA_BRPORT_LEARNING (what `ip link set P type bridge_slave learning off` sends). Reading needs no AF_BRIDGE dump:
 //     a plain RTM_GETLINK dump carries IFLA_INFO_SLAVE_KIND "bridge" and the IFLA_BRPORT_* attributes of every port.
-//   * The socket belongs to the network namespace in which it was created (see agent/netns.ts).
-import { bytesToIp, ipToBigInt } from '../ip.js';
+//   * The socket belongs to the network namespace in which it was created (see agent/apply/netns.ts).
+import { bytesToIp, ipToBigInt } from '../plan/ip.js';
 import { canonicalErrno, describeErrno, errnoName, KernelError } from './kernel-error.js';
 import { NetlinkRejection, SyncNetlinkSocket } from './netlink-sync.js';
 import {

@@ -1,4 +1,4 @@
-// sysctls through /proc/sys with synchronous fs calls only (main thread = the entered netns; see agent/netns.ts).
+// sysctls through /proc/sys with synchronous fs calls only (main thread = the entered netns; see agent/apply/netns.ts).
 //
 // "net.ipv4.conf.all.arp_ignore" → /proc/sys/net/ipv4/conf/all/arp_ignore. Dots always become slashes, so interface
 // names containing dots cannot be addressed this way (KubeVirt's names never contain one). A name that already

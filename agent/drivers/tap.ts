@@ -1,7 +1,7 @@
 // Persistent tap devices through /dev/net/tun ioctls (TUNSETIFF, TUNSETOWNER, TUNSETGROUP, TUNSETPERSIST) via koffi.
 //
 // The device is created in the network namespace of the calling thread at open() time, so call this on the main thread
-// after enterNetns, or inside NetnsScope.run (agent/netns.ts). rtnetlink cannot create taps (RTM_NEWLINK kind "tun"
+// after enterNetns, or inside NetnsScope.run (agent/apply/netns.ts). rtnetlink cannot create taps (RTM_NEWLINK kind "tun"
 // → EOPNOTSUPP), hence the ioctls.
 //
 // Flags follow KubeVirt's virt-chroot create-tap (cmd/virt-chroot/tap-device-maker.go): always IFF_TAP | IFF_NO_PI |

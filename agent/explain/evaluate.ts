@@ -4,7 +4,7 @@
 // sport/dport, ct state/direction (the packet is the first of a new connection: NAT chains only ever see that one).
 // Values: single values, anonymous sets, ranges, prefixes, ct flag lists; named sets (@name) and anything else are
 // reported as "cannot evaluate" and treated as no match, so the answer is never silently wrong.
-import { ipFamily, ipToBigInt } from '../ip.js';
+import { ipFamily, ipToBigInt } from '../plan/ip.js';
 import type { NftChain, NftExpr, NftRule, NftRuleset } from './nft-json.js';
 import { renderRule, renderSelector, renderValue, ruleCounter } from './nft-json.js';
 import type { Packet } from './packet.js';

@@ -1,5 +1,5 @@
 // The `nft -j list ruleset` document as typed tables, chains and rules (in evaluation order), plus a renderer back to nft syntax.
-import { InputError } from '../errors.js';
+import { InputError } from '../plan/errors.js';
 
 /** One expression of a rule's `expr` array, as nft prints it (left untyped beyond "an object with one key"). */
 export type NftExpr = Readonly<Record<string, unknown>>;

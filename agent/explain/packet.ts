@@ -1,6 +1,6 @@
 // Parses explain's --packet text ("tcp 10.244.1.1:5000 -> 10.244.1.5:80 [in eth0]") into the packet the evaluator follows.
-import { InputError } from '../errors.js';
-import { ipFamily, type Family } from '../ip.js';
+import { InputError } from '../plan/errors.js';
+import { ipFamily, type Family } from '../plan/ip.js';
 
 export type L4Protocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6';
 

@@ -1,6 +1,6 @@
 // Draws the pod plumbing per network as text: guest ↔ tap ↔ bridge ↔ pod NIC ↔ NAT ↔ pod IP, with live link state, nft counters and the DHCP lease plan.
 import type { AddressInfo, LinkInfo } from '../drivers/kernel.js';
-import type { DhcpV4Plan } from '../plan-types.js';
+import type { DhcpV4Plan } from '../plan/plan-types.js';
 import { decodeIPv4List, decodeUInt, fromHex } from '../../dhcp/options.js';
 import type { NftRuleset } from './nft-json.js';
 import { renderRule, ruleCounter } from './nft-json.js';

@@ -1,8 +1,8 @@
 // Builds explain's view of the pod's networks (pure): from the plan when a VMI is given, else from the state dir and the live ruleset.
 import type { LinkInfo, AddressInfo } from '../drivers/kernel.js';
-import type { Plan } from '../plan-types.js';
-import type { AgentState } from '../state-dir.js';
-import type { Vmi } from '../vmi-types.js';
+import type { Plan } from '../plan/plan-types.js';
+import type { AgentState } from '../apply/state-dir.js';
+import type { Vmi } from '../plan/vmi-types.js';
 import type { NftRuleset } from './nft-json.js';
 import type { PictureNetwork } from './picture.js';
 import type { TraceContext } from './render-trace.js';

@@ -1,5 +1,5 @@
 // Follows a packet through the pod's netfilter hooks and routing (pure): prerouting → route → input | forward → postrouting, or output → postrouting.
-import { ipFamily, ipToBigInt, parseCidr } from '../ip.js';
+import { ipFamily, ipToBigInt, parseCidr } from '../plan/ip.js';
 import { baseChainsAt, evaluateChain, type ChainOutcome, type HookPacket, type NatAction, type RuleEvaluation } from './evaluate.js';
 import type { NftChain, NftRuleset } from './nft-json.js';
 import type { Packet } from './packet.js';

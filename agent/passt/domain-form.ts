@@ -1,6 +1,6 @@
 // The domain form for agent-managed passt (libvirt < 11.1): the passt <interface> becomes qemu "-netdev stream" + "-device" args in <qemu:commandline>.
 import { builder, create } from '../../domain/xml.js';
-import { InputError } from '../errors.js';
+import { InputError } from '../plan/errors.js';
 
 export const QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
 const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, chmod, chown, lstat, mkdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../plan/errors.js';
 import type { Logger } from 'pino';
 
 export const PASST_SOCKET_NAME = 'passt.socket';

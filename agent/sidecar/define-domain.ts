@@ -1,10 +1,10 @@
 // OnDefineDomain's work: (VMI JSON, domain XML) → the domain XML with this agent's interfaces, hostdevs and memory backing merged in.
-import { AgentError, InputError } from '../errors.js';
-import type { PodState } from '../pod-state.js';
-import type { Arch } from '../plan-types.js';
-import { computePlan } from '../plan.js';
-import { parseVmiObject } from '../vmi-shape.js';
-import type { KubeVirtConfig } from '../vmi-types.js';
+import { AgentError, InputError } from '../plan/errors.js';
+import type { PodState } from '../plan/pod-state.js';
+import type { Arch } from '../plan/plan-types.js';
+import { computePlan } from '../plan/plan.js';
+import { parseVmiObject } from '../plan/vmi-shape.js';
+import type { KubeVirtConfig } from '../plan/vmi-types.js';
 import { mergeDevices } from '../../domain/domain-xml.js';
 import { attachPasstByStream } from '../passt/domain-form.js';
 

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { AgentError, InputError, PlanError } from '../errors.js';
+import { AgentError, InputError, PlanError } from '../plan/errors.js';
 import {
   CALLBACK_VERSIONS,
   loadHookServices,

@@ -4,7 +4,7 @@
 // Secondaries (Multus-style, bridge binding) get KubeVirt's hashed pod interface names and 10.<100+i>.<n>.5/24.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashedPodInterfaceName } from '../../agent/names.js';
+import { hashedPodInterfaceName } from '../../agent/plan/names.js';
 import { deleteNetns, makeNetns, runOk, type Netns } from '../helpers/netns.js';
 
 export interface BenchPod {

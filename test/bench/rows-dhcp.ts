@@ -205,9 +205,9 @@ function track(child: ChildProcess): ChildProcess {
 }
 
 export async function dhcpRows(env: BenchEnv, exchanges = 10_000): Promise<Row[]> {
-  const serveSource = join(process.cwd(), 'dist/agent/cmd-serve.js');
+  const serveSource = join(process.cwd(), 'dist/agent/cli/cmd-serve.js');
   const rowNames = ['DHCP DORA p50 vs dnsmasq', 'DHCP DORA p99', 'perfdhcp 2000/s', 'serve RSS idle (4 interfaces)', 'serve RSS after 10k exchanges'];
-  if (!existsSync(serveSource)) return rowNames.map((n) => skipped(n, '-', '`serve` is not built (dist/agent/cmd-serve.js missing)'));
+  if (!existsSync(serveSource)) return rowNames.map((n) => skipped(n, '-', '`serve` is not built (dist/agent/cli/cmd-serve.js missing)'));
   if ((await run(['dnsmasq', '--version'])).code !== 0) return rowNames.map((n) => skipped(n, '-', 'dnsmasq is not installed'));
   const rows: Row[] = [];
 

@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createNetlinkDriver } from '../../agent/drivers/netlink-driver.js';
-import type { KernelAction } from '../../agent/kernel-actions.js';
-import { runSetup, type SetupRequest } from '../../agent/setup.js';
+import type { KernelAction } from '../../agent/apply/kernel-actions.js';
+import { runSetup, type SetupRequest } from '../../agent/apply/setup.js';
 import { benchVmi, makeBenchPod, type BenchPod } from './pods.js';
 import { batchScript, perStepScript, processCount } from './script-baseline.js';
 import { interleave, median, msSince, p90 } from './stats.js';
@@ -199,9 +199,9 @@ export async function setupRows(env: BenchEnv): Promise<Row[]> {
   ];
 }
 
-/** dist/virt-net-agent.mjs next to env.cli's dist/agent/, when built. */
+/** dist/virt-net-agent.mjs, two levels above env.cli (dist/agent/cli/cli.js), when built. */
 function bundleOf(env: BenchEnv): string | null {
-  const bundle = join(dirname(dirname(env.cli)), 'virt-net-agent.mjs');
+  const bundle = join(dirname(dirname(dirname(env.cli))), 'virt-net-agent.mjs');
   return existsSync(bundle) ? bundle : null;
 }
 
@@ -249,7 +249,7 @@ export async function coldRows(env: BenchEnv): Promise<Row[]> {
   return programs.flatMap(({ name }, index): Row[] => {
     const wall = samples.get(name) ?? [];
     const cpuMs = median(cpu.get(name) ?? []);
-    const label = name === 'bundle' ? 'dist/virt-net-agent.mjs, as shipped' : 'dist/agent/cli.js module tree';
+    const label = name === 'bundle' ? 'dist/virt-net-agent.mjs, as shipped' : 'dist/agent/cli/cli.js module tree';
     // The first program is the one the target applies to (the bundle when built); the other is for comparison.
     const judged = index === 0;
     return [

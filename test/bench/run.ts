@@ -1,6 +1,6 @@
 // `npm run bench`: runs the side-by-side benchmarks (each row measures agent and baseline interleaved in the same run) and prints one table.
 //
-// It builds nothing: run `npm run build` first (it runs dist/test/bench/run.js and spawns dist/agent/cli.js).
+// It builds nothing: run `npm run build` first (it runs dist/test/bench/run.js and spawns dist/agent/cli/cli.js).
 // Flags: --rounds N (default 7), --only setup,cold,scale,datapath,dhcp, --iperf-seconds S (default 3),
 //        --dhcp-exchanges N (serve RSS after N exchanges, default 10000), --markdown FILE (also write the table as markdown).
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ async function main(): Promise<number> {
   const only = (values.only ?? GROUPS.join(',')).split(',') as Group[];
   for (const g of only) if (!GROUPS.includes(g)) throw new Error(`--only: unknown group ${g} (groups: ${GROUPS.join(', ')})`);
   const iperfSeconds = Number(values['iperf-seconds'] ?? '3');
-  const cli = join(process.cwd(), 'dist/agent/cli.js');
+  const cli = join(process.cwd(), 'dist/agent/cli/cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run "npm run build" first (npm run bench builds nothing)`);
 
   const workDir = mkdtempSync(join(tmpdir(), 'vna-bench-'));

@@ -1,6 +1,6 @@
 // The shell-script baselines, generated from the agent's own kernel actions so they do the same work:
 // "batch" = one `ip -batch` + one `nft -f` (+ sysctls by shell redirection), "per-step" = one ip/nft process per step (KubeVirt's way).
-import type { KernelAction } from '../../agent/kernel-actions.js';
+import type { KernelAction } from '../../agent/apply/kernel-actions.js';
 
 /** The `ip` command line (without "ip") for a link/address/route action; null for sysctl and nft actions. */
 export function ipCommand(action: KernelAction): string | null {

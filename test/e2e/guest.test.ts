@@ -6,14 +6,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hashedPodInterfaceName } from '../../agent/names.js';
-import { connectLibvirt, type DomainHandle, type LibvirtClient } from '../../domain/libvirt-client.js';
+import { hashedPodInterfaceName } from '../../agent/plan/names.js';
+import { connectLibvirt, type DomainHandle, type LibvirtClient } from '../../domain/libvirt/client.js';
 import { cniAdd, makeCniPod, type CniConf, type CniPod } from '../helpers/cni.js';
 import { baseDomainXml, guestMissing, waitForGuestLine, type GuestLine } from '../helpers/guest.js';
 import { libvirtdMissing, startLibvirtd, type Libvirtd } from '../helpers/libvirtd.js';
 import { netnsAvailable, waitFor } from '../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/agent/cli.js');
+const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 /** TCG boots in ~4-5 s on an idle 2-core machine; shared and loaded it can take minutes. */
 const BOOT_TIMEOUT_MS = Number(process.env['VNA_E2E_BOOT_TIMEOUT_MS'] ?? 900_000);
 const TEST_TIMEOUT_MS = 3 * BOOT_TIMEOUT_MS;

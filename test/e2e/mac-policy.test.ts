@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { makeCniPod } from '../helpers/cni.js';
 import { netnsAvailable } from '../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/agent/cli.js');
+const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 
 function agent(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

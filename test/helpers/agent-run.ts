@@ -1,9 +1,9 @@
-// Runs the compiled CLI (dist/agent/cli.js, or the bundle dist/virt-net-agent.mjs) as a child process, and dumps a namespace for exact before/after comparisons.
+// Runs the compiled CLI (dist/agent/cli/cli.js, or the bundle dist/virt-net-agent.mjs) as a child process, and dumps a namespace for exact before/after comparisons.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Netns } from './netns.js';
 
-export const CLI = join(process.cwd(), 'dist/agent/cli.js');
+export const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 /** The bundle the image runs: this entry file plus dist/chunks/ (scripts/bundle.mjs). */
 export const BUNDLE = join(process.cwd(), 'dist/virt-net-agent.mjs');
 
@@ -14,7 +14,7 @@ export interface AgentRun {
   readonly stderr: string;
 }
 
-/** `node dist/agent/cli.js ARGS` with extra environment; never rejects for a non-zero exit. */
+/** `node dist/agent/cli/cli.js ARGS` with extra environment; never rejects for a non-zero exit. */
 export function agent(args: readonly string[], env: Record<string, string> = {}): Promise<AgentRun> {
   return runProgram(CLI, args, env);
 }

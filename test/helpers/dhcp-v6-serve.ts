@@ -5,7 +5,7 @@
 // (the advertiser sends its final lifetime-0 RA), prints "CLOSED" and exits 0.
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import type { DhcpV6Plan } from '../../agent/plan-types.js';
+import type { DhcpV6Plan } from '../../agent/plan/plan-types.js';
 import type { RunningService } from '../../dhcp/service.js';
 import { startRouterAdvertiser } from '../../dhcp/ra-server.js';
 import { startDhcpV6Server } from '../../dhcp/v6-server.js';

@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connectLibvirt } from '../../domain/libvirt-client.js';
+import { connectLibvirt } from '../../domain/libvirt/client.js';
 import type { Netns } from './netns.js';
 import { waitFor } from './netns.js';
 

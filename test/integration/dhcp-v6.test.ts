@@ -6,11 +6,11 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { DhcpV6Plan } from '../../agent/plan-types.js';
+import type { DhcpV6Plan } from '../../agent/plan/plan-types.js';
 import { makeCniPod } from '../helpers/cni.js';
 import { deleteNetns, makeNetns, netnsAvailable, waitFor, type Netns } from '../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/agent/cli.js');
+const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 const SERVE = join(process.cwd(), 'dist/test/helpers/dhcp-v6-serve.js');
 const RESOLV_CONF = 'search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\nnameserver fd00:10:96::a\noptions ndots:5\n';
 

@@ -2,7 +2,7 @@
 //
 // Design: the vitest process stays in the host namespace throughout.
 //   * In-process: discoverPodState runs over createNetlinkDriver({netns}), whose socket is opened inside the pod netns
-//     in a synchronous setns window (agent/netns.ts) — the worker thread never stays in the pod.
+//     in a synchronous setns window (agent/apply/netns.ts) — the worker thread never stays in the pod.
 //   * The real CLI path (runDiscover → enterNetns → setns for the whole process) runs in a child process
 //     (`node --import tsx`), so the switch of the main thread happens there, not in the test worker.
 import { spawn } from 'node:child_process';
@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { discoverPodState, parseDownwardApiJson, unquoteGo } from '../../agent/discover.js';
+import { discoverPodState, parseDownwardApiJson, unquoteGo } from '../../agent/apply/discover.js';
 import { createNetlinkDriver } from '../../agent/drivers/netlink-driver.js';
-import { parsePodState } from '../../agent/pod-state-parse.js';
-import type { PodState } from '../../agent/pod-state.js';
+import { parsePodState } from '../../agent/plan/pod-state-parse.js';
+import type { PodState } from '../../agent/plan/pod-state.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { netnsAvailable, runOk, waitFor, type ExecResult } from '../helpers/netns.js';
 
@@ -87,10 +87,10 @@ function sortRoutes(routes: object[]): object[] {
   return [...routes].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
-/** Runs agent/cmd-discover.ts's runDiscover in a child node (tsx), the way cli.ts will: errors → one line + exit code. */
+/** Runs agent/cli/cmd-discover.ts's runDiscover in a child node (tsx), the way cli.ts will: errors → one line + exit code. */
 function runDiscoverChild(args: readonly string[]): Promise<ExecResult> {
   const script = [
-    "const { runDiscover } = await import('./agent/cmd-discover.ts');",
+    "const { runDiscover } = await import('./agent/cli/cmd-discover.ts');",
     'try { process.exitCode = await runDiscover(process.argv.slice(1)); }',
     "catch (e) { process.stderr.write('virt-net-agent: ' + (typeof e.oneLine === 'function' ? e.oneLine() : String(e.stack)) + '\\n');",
     '  process.exitCode = typeof e.exitCode === "number" ? e.exitCode : 1; }',

@@ -1,7 +1,7 @@
 // Every KernelDriver operation against a fresh netns, checked from outside with `ip -j`, `bridge -j`, `nft` and /proc.
 //
 // The test process never leaves the host namespace: the driver is created with {netns}, so its netlink socket is born
-// inside the target and the tun/sysctl/nft steps run in short synchronous setns windows (agent/netns.ts).
+// inside the target and the tun/sysctl/nft steps run in short synchronous setns windows (agent/apply/netns.ts).
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +12,8 @@ import { KernelError } from '../../agent/drivers/kernel-error.js';
 import { createLibNft } from '../../agent/drivers/libnftables.js';
 import { createNetlinkDriver } from '../../agent/drivers/netlink-driver.js';
 import { createNft } from '../../agent/drivers/nft.js';
-import { InputError } from '../../agent/errors.js';
-import { openNetnsScope } from '../../agent/netns.js';
+import { InputError } from '../../agent/plan/errors.js';
+import { openNetnsScope } from '../../agent/apply/netns.js';
 import { netnsAvailable, runOk, withNetns, type Netns } from '../helpers/netns.js';
 
 const T = 120_000;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { deleteNetns, makeNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/agent/cli.js');
+const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 
 function agent(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

@@ -3,13 +3,13 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import type { Plan } from '../../agent/plan-types.js';
-import { hashedPodInterfaceName } from '../../agent/names.js';
+import type { Plan } from '../../agent/plan/plan-types.js';
+import { hashedPodInterfaceName } from '../../agent/plan/names.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { closeLibvirt, defineWithLibvirt, wrapInDomain } from '../helpers/libvirt-check.js';
 import { netnsAvailable } from '../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/agent/cli.js');
+const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 const VMI = `
 apiVersion: kubevirt.io/v1
 kind: VirtualMachineInstance

@@ -9,7 +9,7 @@ import { passtPortForwards } from '../../bindings/passt.js';
 import { streamArgs } from '../../agent/passt/domain-form.js';
 import { passtPortArgs } from '../../agent/passt/port-specs.js';
 import { startPasstSupervisor, type PasstSupervisor } from '../../agent/passt/supervisor.js';
-import type { VmiInterface } from '../../agent/vmi-types.js';
+import type { VmiInterface } from '../../agent/plan/vmi-types.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { netnsAvailable, waitFor } from '../helpers/netns.js';
 

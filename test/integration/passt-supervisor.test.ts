@@ -9,7 +9,7 @@ import { startPasstSupervisor, type PasstSupervisor } from '../../agent/passt/su
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { netnsAvailable, waitFor } from '../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/agent/cli.js');
+const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 const log = pino({ level: 'silent' });
 
 function alive(pid: number): boolean {

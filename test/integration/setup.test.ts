@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { makeNetns, deleteNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
 
-const CLI = join(process.cwd(), 'dist/agent/cli.js');
+const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 
 interface AgentRun {
   readonly code: number | null;

@@ -53,7 +53,7 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 }
 
 // Both programs: the module tree and the single-file bundle the image runs (it finds proto/ from dist/).
-describe.each([['dist/agent/cli.js'], ['dist/virt-net-agent.mjs']])('virt-net-agent sidecar (gRPC over a unix socket): %s', (program) => {
+describe.each([['dist/agent/cli/cli.js'], ['dist/virt-net-agent.mjs']])('virt-net-agent sidecar (gRPC over a unix socket): %s', (program) => {
   const CLI = join(process.cwd(), program);
   let dir = '';
   let socket = '';

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SPOOF_PROTECTION_ANNOTATION } from '../../agent/spoof-guard.js';
+import { SPOOF_PROTECTION_ANNOTATION } from '../../agent/plan/spoof-guard.js';
 import { agent, dumpNetns, setupSummary } from '../helpers/agent-run.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { attachGuest, isServing, spawnServe, udhcpc, type ServeProcess } from '../helpers/dhcp-guest.js';

@@ -1,6 +1,6 @@
 // The benchmark harness's pure parts: quantiles, the rotating interleaved runner, the table, and the shell baselines generated from kernel actions.
 import { describe, expect, it } from 'vitest';
-import type { KernelAction } from '../../agent/kernel-actions.js';
+import type { KernelAction } from '../../agent/apply/kernel-actions.js';
 import { batchScript, ipCommand, perStepScript, processCount } from '../bench/script-baseline.js';
 import { interleave, median, p90, quantile } from '../bench/stats.js';
 import { renderMarkdown, renderText, skipped } from '../bench/table.js';

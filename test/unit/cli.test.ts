@@ -1,18 +1,18 @@
-// Tests of the compiled bin (node dist/agent/cli.js): one-line errors with exit codes, plan output, and the input readers.
+// Tests of the compiled bin (node dist/agent/cli/cli.js): one-line errors with exit codes, plan output, and the input readers.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../agent/errors.js';
-import { readDocument, readPodState } from '../../agent/input.js';
-import { parsePodState } from '../../agent/pod-state-parse.js';
-import type { Plan } from '../../agent/plan-types.js';
+import { InputError } from '../../agent/plan/errors.js';
+import { readDocument, readPodState } from '../../agent/cli/input.js';
+import { parsePodState } from '../../agent/plan/pod-state-parse.js';
+import type { Plan } from '../../agent/plan/plan-types.js';
 import { calicoPod, multusPod } from '../fixtures/pods.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
-const CLI = join(ROOT, 'dist/agent/cli.js');
+const CLI = join(ROOT, 'dist/agent/cli/cli.js');
 const EX = (name: string): string => join(ROOT, 'examples', name);
 
 /** Each case spawns node; on a busy 2-core CI machine one spawn can take seconds. */
@@ -204,7 +204,7 @@ describe('cli: help and version', SLOW, () => {
   });
 });
 
-// These need computePlan (agent/plan.ts) and parseVmiObject/parseKubeVirtConfig (agent/vmi-shape.ts).
+// These need computePlan (agent/plan/plan.ts) and parseVmiObject/parseKubeVirtConfig (agent/plan/vmi-shape.ts).
 describe('cli: plan output (needs the planner)', SLOW, () => {
   function parsePlan(r: Result): Plan {
     return JSON.parse(r.stdout) as Plan;

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { listDomainInterfaces } from '../../domain/domain-xml.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
-const CLI = join(ROOT, 'dist/agent/cli.js');
+const CLI = join(ROOT, 'dist/agent/cli/cli.js');
 const EX = (name: string): string => join(ROOT, 'examples', name);
 const dir = mkdtempSync(join(tmpdir(), 'vna-domain-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

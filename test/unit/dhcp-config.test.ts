@@ -1,7 +1,7 @@
 // Unit tests for the plan's DHCPv4/DHCPv6 sections: bridge address discovery and exact option payloads.
 import { describe, expect, it } from 'vitest';
-import { PlanError } from '../../agent/errors.js';
-import type { PodState } from '../../agent/pod-state.js';
+import { PlanError } from '../../agent/plan/errors.js';
+import type { PodState } from '../../agent/plan/pod-state.js';
 import {
   bridgeDhcpAddressing,
   buildDhcpV4Plan,

@@ -1,8 +1,8 @@
 // Unit tests for dhcp/exchange-log.ts: its hand-written exchange lines against pino's own, with serve's logger configuration.
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { rfc3339Timestamp, serveLoggerOptions } from '../../agent/cmd-serve.js';
-import type { DhcpV4Plan } from '../../agent/plan-types.js';
+import { rfc3339Timestamp, serveLoggerOptions } from '../../agent/cli/cmd-serve.js';
+import type { DhcpV4Plan } from '../../agent/plan/plan-types.js';
 import { ExchangeLog, exchangeFields, type ExchangeFields } from '../../dhcp/exchange-log.js';
 import { decodeDhcpPacket, encodeDhcpPacket, messageTypeName, type DhcpPacket } from '../../dhcp/packet.js';
 import { respond, type DhcpLogDecision, type DhcpReplyDecision } from '../../dhcp/responder.js';

@@ -1,6 +1,6 @@
 // In-process fuzz of the DHCPv4 codec and responder: 200k seeded random/mutated packets (DHCP_FUZZ_ITERATIONS overrides), no crash, only DhcpDecodeError.
 import { describe, expect, it } from 'vitest';
-import type { DhcpV4Plan } from '../../agent/plan-types.js';
+import type { DhcpV4Plan } from '../../agent/plan/plan-types.js';
 import {
   DhcpDecodeError,
   decodeDhcpPacket,

@@ -1,6 +1,6 @@
 // Unit tests for the DHCPv4 responder (dhcp/responder.ts): message-type table, MAC filter, NAK, INFORM, relay, sizing.
 import { describe, expect, it } from 'vitest';
-import type { DhcpV4Plan } from '../../agent/plan-types.js';
+import type { DhcpV4Plan } from '../../agent/plan/plan-types.js';
 import { decodeDhcpPacket, encodeDhcpPacket, type DhcpPacket } from '../../dhcp/packet.js';
 import { respond, type DhcpDecision, type DhcpReplyDecision } from '../../dhcp/responder.js';
 import { clientRequest, GUEST_MAC } from '../fixtures/dhcp-requests.js';

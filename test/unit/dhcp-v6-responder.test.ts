@@ -1,7 +1,7 @@
 // Unit tests for the DHCPv6 responder (dhcp/v6-responder.ts): the reply table per message type, server-id rules,
 // the planned-client filter (DUID-LL/LLT MAC or EUI-64 link-local), rapid commit and the exact ADVERTISE bytes.
 import { describe, expect, it } from 'vitest';
-import type { DhcpV6Plan } from '../../agent/plan-types.js';
+import type { DhcpV6Plan } from '../../agent/plan/plan-types.js';
 import {
   Dhcpv6MessageType as T,
   Dhcpv6OptionCode as O,

@@ -6,7 +6,7 @@ import { parseNftJson, renderRule } from '../../agent/explain/nft-json.js';
 import { parsePacket } from '../../agent/explain/packet.js';
 import { renderTrace } from '../../agent/explain/render-trace.js';
 import { lookupRoute, tracePacket, type RoutingView } from '../../agent/explain/trace.js';
-import { InputError } from '../../agent/errors.js';
+import { InputError } from '../../agent/plan/errors.js';
 
 const fixture = (name: string) => parseNftJson(readFileSync(join(process.cwd(), 'test/fixtures/nft-json', name), 'utf8'));
 

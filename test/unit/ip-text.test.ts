@@ -1,8 +1,8 @@
-// The agent's own IPv4/IPv6 text checks (agent/ip.ts) agree with node:net's isIPv4/isIPv6 on any input without a zone.
+// The agent's own IPv4/IPv6 text checks (agent/plan/ip.ts) agree with node:net's isIPv4/isIPv6 on any input without a zone.
 import { isIPv4, isIPv6 } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bigIntToIp, bytesToIp, ipFamily, ipToBigInt, isIPv4Address, isIPv6Address } from '../../agent/ip.js';
+import { bigIntToIp, bytesToIp, ipFamily, ipToBigInt, isIPv4Address, isIPv6Address } from '../../agent/plan/ip.js';
 
 const ALPHABET = fc.constantFrom(...'0123456789abcdefABCDEF:.'.split(''), '::', 'ffff', '255', '256', '01', 'g');
 const soup = fc.array(ALPHABET, { maxLength: 24 }).map((parts) => parts.join(''));

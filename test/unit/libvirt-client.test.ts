@@ -1,8 +1,9 @@
 // The koffi libvirt client against libvirt's in-process test:///default driver, and the pure version / capability / alias helpers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceRequirements, unsupportedDevices } from '../../domain/libvirt-capabilities.js';
-import { AFFECT_CONFIG, AFFECT_LIVE, connectLibvirt, decodeVersion, formatVersion, LibvirtError, versionAtLeast, type LibvirtClient } from '../../domain/libvirt-client.js';
-import { aliasOfFragment, domainHasAlias } from '../../domain/libvirt-operations.js';
+import { AFFECT_CONFIG, AFFECT_LIVE, connectLibvirt, LibvirtError, type LibvirtClient } from '../../domain/libvirt/client.js';
+import { decodeVersion, formatVersion, versionAtLeast } from '../../domain/libvirt-version.js';
+import { aliasOfFragment, domainHasAlias } from '../../domain/libvirt/operations.js';
 import { libvirtVersion, wrapInDomain } from '../helpers/libvirt-check.js';
 
 const VHOSTUSER_PASST =

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { passtPortForwards } from '../../bindings/passt.js';
 import { passtPortArgs } from '../../agent/passt/port-specs.js';
-import type { VmiInterface } from '../../agent/vmi-types.js';
+import type { VmiInterface } from '../../agent/plan/vmi-types.js';
 
 const iface = (ports?: VmiInterface['ports']): VmiInterface => ({ name: 'default', passtBinding: {}, ...(ports ? { ports } : {}) }) as VmiInterface;
 

@@ -1,9 +1,9 @@
 // Plan failures: admission errors plan nothing; a pod that cannot satisfy the VMI throws a PlanError naming the field.
 import { describe, expect, it } from 'vitest';
-import { PlanError } from '../../agent/errors.js';
-import type { FieldError, Plan } from '../../agent/plan-types.js';
-import type { PodState } from '../../agent/pod-state.js';
-import type { KubeVirtConfig } from '../../agent/vmi-types.js';
+import { PlanError } from '../../agent/plan/errors.js';
+import type { FieldError, Plan } from '../../agent/plan/plan-types.js';
+import type { PodState } from '../../agent/plan/pod-state.js';
+import type { KubeVirtConfig } from '../../agent/plan/vmi-types.js';
 import { runCase, type PlanCase } from '../fixtures/plan-case.js';
 import { calicoPod, flannelPod, multusPod, ovnkDualStackPod } from '../fixtures/pods.js';
 

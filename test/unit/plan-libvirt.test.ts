@@ -1,6 +1,6 @@
 // Every <interface>/<hostdev> the plan tables produce, in a full domain: libvirt's RNG schema and (except passt) its real parser.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Arch } from '../../agent/plan-types.js';
+import type { Arch } from '../../agent/plan/plan-types.js';
 import { hostdevsByAlias, listDomainInterfaces } from '../../domain/domain-xml.js';
 import { bridgeCases } from '../fixtures/cases-bridge.js';
 import { masqueradeCases } from '../fixtures/cases-masquerade.js';

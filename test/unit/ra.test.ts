@@ -1,7 +1,7 @@
 // Unit tests for router advertisement bytes (dhcp/ra.ts): RFC 4861 header and options, RFC 8106 RDNSS/DNSSL, the RA a
 // masquerade DhcpV6Plan yields, the final RA with lifetime 0, and Router Solicitation recognition.
 import { describe, expect, it } from 'vitest';
-import type { DhcpV6Plan } from '../../agent/plan-types.js';
+import type { DhcpV6Plan } from '../../agent/plan/plan-types.js';
 import { buildDhcpV6Plan } from '../../bindings/dhcp-config.js';
 import { RaBuildError, buildRouterAdvertisement, isRouterSolicitation, planSearchDomains, routerAdvertisementFromPlan, type RouterAdvertisement } from '../../dhcp/ra.js';
 

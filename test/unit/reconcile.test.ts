@@ -1,10 +1,10 @@
 // Unit tests of the pure reconcile/teardown steps: actions from a plan and a kernel snapshot, none when converged.
 import { describe, expect, it } from 'vitest';
 import type { AddressInfo, LinkInfo } from '../../agent/drivers/kernel.js';
-import { computePlan } from '../../agent/plan.js';
-import { pinnedBridgeMac, reconcile, type KernelSnapshot } from '../../agent/reconcile.js';
-import type { AgentState } from '../../agent/state-dir.js';
-import { teardownActions } from '../../agent/teardown-plan.js';
+import { computePlan } from '../../agent/plan/plan.js';
+import { pinnedBridgeMac, reconcile, type KernelSnapshot } from '../../agent/apply/reconcile.js';
+import type { AgentState } from '../../agent/apply/state-dir.js';
+import { teardownActions } from '../../agent/apply/teardown-plan.js';
 import { flannelPod } from '../fixtures/pods.js';
 
 const vmi = (binding: 'bridge' | 'masquerade') => ({

@@ -1,7 +1,7 @@
-// When serve re-executes itself with its node flags, and with which argv (agent/serve-heap.ts; the execv itself is
+// When serve re-executes itself with its node flags, and with which argv (agent/cli/serve-heap.ts; the execv itself is
 // exercised by the serve integration tests, which check the running process's command line).
 import { describe, expect, it } from 'vitest';
-import { SERVE_NODE_FLAGS, needsHeapReexec, reexecArgv } from '../../agent/serve-heap.js';
+import { SERVE_NODE_FLAGS, needsHeapReexec, reexecArgv } from '../../agent/cli/serve-heap.js';
 
 describe('serve heap re-exec', () => {
   it('is needed unless the flag is set in node argv or NODE_OPTIONS, or the opt-out is given', () => {

@@ -2,10 +2,10 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { computePlan } from '../../agent/plan.js';
-import type { Phase, Plan } from '../../agent/plan-types.js';
-import type { PodState } from '../../agent/pod-state.js';
-import { SPOOF_PROTECTION_ANNOTATION } from '../../agent/spoof-guard.js';
+import { computePlan } from '../../agent/plan/plan.js';
+import type { Phase, Plan } from '../../agent/plan/plan-types.js';
+import type { PodState } from '../../agent/plan/pod-state.js';
+import { SPOOF_PROTECTION_ANNOTATION } from '../../agent/plan/spoof-guard.js';
 import { renderSpoofNft, renderSpoofNftTeardown } from '../../bindings/spoof-nft.js';
 import { flannelPod, multusPod, ovnkDualStackPod, sriovPod } from '../fixtures/pods.js';
 

@@ -1,11 +1,11 @@
 // Admission validation, defaulting and shape checks of VMIs as users write them, against KubeVirt's exact messages.
 import { describe, expect, it } from 'vitest';
-import { applyInterfaceDefaults } from '../../agent/defaults.js';
-import { InputError } from '../../agent/errors.js';
-import type { FieldError, Phase } from '../../agent/plan-types.js';
-import { parseGoMac, validateVmi, verifyMigratable } from '../../agent/validate.js';
-import { parseKubeVirtConfig, parseVmiObject } from '../../agent/vmi-shape.js';
-import type { KubeVirtConfig, Vmi } from '../../agent/vmi-types.js';
+import { applyInterfaceDefaults } from '../../agent/plan/defaults.js';
+import { InputError } from '../../agent/plan/errors.js';
+import type { FieldError, Phase } from '../../agent/plan/plan-types.js';
+import { parseGoMac, validateVmi, verifyMigratable } from '../../agent/plan/validate.js';
+import { parseKubeVirtConfig, parseVmiObject } from '../../agent/plan/vmi-shape.js';
+import type { KubeVirtConfig, Vmi } from '../../agent/plan/vmi-types.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // VMIs as users write them (the kubevirt.io examples: containerdisk + cloud-init, networks at the end).

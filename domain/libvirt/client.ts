@@ -7,17 +7,12 @@
 // not from thread-local storage, because the failing call ran on another thread; calls on one connection are
 // serialized so that error belongs to the call that failed.
 import koffi from 'koffi';
-import { AgentError } from '../agent/errors.js';
+import { AgentError } from '../../agent/plan/errors.js';
+import { decodeVersion, type LibvirtVersion } from '../libvirt-version.js';
 
 /** virDomainModificationImpact / virDomainDeviceModifyFlags. */
 export const AFFECT_LIVE = 1;
 export const AFFECT_CONFIG = 2;
-
-export interface LibvirtVersion {
-  readonly major: number;
-  readonly minor: number;
-  readonly micro: number;
-}
 
 export interface DomainHandle {
   readonly name: string;
@@ -47,19 +42,6 @@ export class LibvirtError extends AgentError {
     super(`libvirt ${operation}`, message, 1);
     this.name = 'LibvirtError';
   }
-}
-
-/** 9000000 → 9.0.0 (libvirt encodes major * 1,000,000 + minor * 1,000 + micro). */
-export function decodeVersion(value: number): LibvirtVersion {
-  return { major: Math.floor(value / 1_000_000), minor: Math.floor((value % 1_000_000) / 1000), micro: value % 1000 };
-}
-
-export function versionAtLeast(v: LibvirtVersion, major: number, minor: number): boolean {
-  return v.major > major || (v.major === major && v.minor >= minor);
-}
-
-export function formatVersion(v: LibvirtVersion): string {
-  return `${v.major}.${v.minor}.${v.micro}`;
 }
 
 type AsyncFn = { async: (...args: unknown[]) => void } & ((...args: unknown[]) => unknown);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The virt-net-agent command: picks the subcommand module (agent/cmd-<name>.ts), runs it, and turns every failure into one line and an exit code.
+// The virt-net-agent command: picks the subcommand module (agent/cli/cmd-<name>.ts), runs it, and turns every failure into one line and an exit code.
 import { readFileSync } from 'node:fs';
-import { AgentError, InputError } from './errors.js';
+import { AgentError, InputError } from '../plan/errors.js';
 import type { Command } from './command.js';
 
 const PROGRAM = 'virt-net-agent';
@@ -96,8 +96,8 @@ Exit status: 0 success; 1 internal error; 2 bad flags or input (or a plan with e
 }
 
 function version(): string {
-  // dist/agent/cli.js and agent/cli.ts sit at different depths below package.json.
-  for (const rel of ['../../package.json', '../package.json']) {
+  // agent/cli/cli.ts, dist/agent/cli/cli.js and the bundle dist/virt-net-agent.mjs sit at different depths below package.json.
+  for (const rel of ['../../package.json', '../../../package.json', '../package.json']) {
     try {
       const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
       if (pkg.name === PROGRAM && typeof pkg.version === 'string') return pkg.version;

@@ -2,8 +2,8 @@
 import { chownSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
-import { AgentError } from './errors.js';
-import type { DhcpV4Plan, DhcpV6Plan, PodIdentity } from './plan-types.js';
+import { AgentError } from '../plan/errors.js';
+import type { DhcpV4Plan, DhcpV6Plan, PodIdentity } from '../plan/plan-types.js';
 
 export const DEFAULT_STATE_ROOT = '/var/run/kubevirt-private/virt-net-agent';
 

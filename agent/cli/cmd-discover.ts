@@ -1,9 +1,9 @@
 // The `discover` subcommand: enters the pod's network namespace (setns, before any netlink socket) and prints the PodState JSON.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { discoverPodState } from './discover.js';
-import { createNetlinkDriver } from './drivers/netlink-driver.js';
-import { enterNetns } from './netns.js';
+import { discoverPodState } from '../apply/discover.js';
+import { createNetlinkDriver } from '../drivers/netlink-driver.js';
+import { enterNetns } from '../apply/netns.js';
 import { POD_TARGET_OPTIONS, POD_TARGET_USAGE, podTargetFromFlags } from './pod-target.js';
 
 const OPTIONS = {
@@ -45,8 +45,8 @@ export async function runDiscover(argv: readonly string[]): Promise<number> {
   }
 }
 
-/** One line for the command list in `help` (agent/cli.ts's COMMANDS entry). */
+/** One line for the command list in `help` (agent/cli/cli.ts's COMMANDS entry). */
 export const DISCOVER_SUMMARY = "print the pod's network state (links, addresses, routes, resolv.conf, Multus status) as JSON";
 
-/** For agent/cli.ts: `load: async () => (await import('./cmd-discover.js')).discoverCommand`. */
+/** For agent/cli/cli.ts: `load: async () => (await import('./cmd-discover.js')).discoverCommand`. */
 export const discoverCommand: Command = { usage: DISCOVER_USAGE, run: runDiscover };

@@ -1,5 +1,5 @@
 // Runs kernel actions through a KernelDriver, resolving link names to ifindexes as earlier actions create/rename.
-import type { KernelDriver } from './drivers/kernel.js';
+import type { KernelDriver } from '../drivers/kernel.js';
 import type { KernelAction } from './kernel-actions.js';
 import { ApplyError } from './reconcile.js';
 

@@ -1,14 +1,14 @@
 // The `setup` and `teardown` subcommands: plumb a pod for a VMI (converging, crash-safe) and undo it exactly.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { createNetlinkDriver } from './drivers/netlink-driver.js';
-import { AgentError, InputError } from './errors.js';
-import { describeAction } from './kernel-actions.js';
-import { enterNetns } from './netns.js';
+import { createNetlinkDriver } from '../drivers/netlink-driver.js';
+import { AgentError, InputError } from '../plan/errors.js';
+import { describeAction } from '../apply/kernel-actions.js';
+import { enterNetns } from '../apply/netns.js';
 import { PLAN_INPUT_OPTIONS, readPlanInputs, rejectRepeatedFlags } from './plan-flags.js';
 import { POD_TARGET_OPTIONS, POD_TARGET_USAGE, podTargetFromFlags } from './pod-target.js';
-import { runSetup, runTeardown } from './setup.js';
-import { DEFAULT_STATE_ROOT } from './state-dir.js';
+import { runSetup, runTeardown } from '../apply/setup.js';
+import { DEFAULT_STATE_ROOT } from '../apply/state-dir.js';
 
 const OPTIONS = {
   ...PLAN_INPUT_OPTIONS,

@@ -1,8 +1,8 @@
 // Runs the plan's libvirt device operations (attach, detach, link-state update) on a domain, and waits for a detach to finish.
-import type { DomainOperation } from '../agent/plan-types.js';
-import { listDomainHostdevs, listDomainInterfaces } from './domain-xml.js';
-import type { DomainHandle, LibvirtClient } from './libvirt-client.js';
-import { LibvirtError } from './libvirt-client.js';
+import type { DomainOperation } from '../../agent/plan/plan-types.js';
+import { listDomainHostdevs, listDomainInterfaces } from '../domain-xml.js';
+import type { DomainHandle, LibvirtClient } from './client.js';
+import { LibvirtError } from './client.js';
 
 export interface AppliedOperation {
   readonly op: DomainOperation['op'];

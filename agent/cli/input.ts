@@ -1,8 +1,8 @@
 // Reading the agent's input documents (VMI, pod state, KubeVirt config, domain XML) from files or stdin, with one-line errors.
 import { readFile } from 'node:fs/promises';
-import { InputError } from './errors.js';
-import type { PodState } from './pod-state.js';
-import { parsePodState } from './pod-state-parse.js';
+import { InputError } from '../plan/errors.js';
+import type { PodState } from '../plan/pod-state.js';
+import { parsePodState } from '../plan/pod-state-parse.js';
 
 /** The path that means "read standard input". */
 export const STDIN_PATH = '-';

@@ -1,16 +1,16 @@
 // The pure planner: (VMI, pod state, KubeVirt config, phase) → the whole network plan. Never touches the kernel.
-import type { Binding, BindingInput, BindingSlice, MasqueradeNftInput, PlanContext } from '../bindings/binding.js';
-import { bridgeBinding } from '../bindings/bridge.js';
-import { queueCount } from '../bindings/common.js';
-import { masqueradeBinding } from '../bindings/masquerade.js';
-import { renderMasqueradeNft } from '../bindings/masquerade-nft.js';
-import { renderSpoofNft, type SpoofGuard } from '../bindings/spoof-nft.js';
-import { passtBinding } from '../bindings/passt.js';
-import { pluginBinding } from '../bindings/plugin.js';
-import { sriovBinding } from '../bindings/sriov.js';
-import { listDomainHostdevs, listDomainInterfaces } from '../domain/domain-xml.js';
-import { setLinkState } from '../domain/link-state.js';
-import { renderHostdev, renderInterface, renderMemoryBacking } from '../domain/interface-xml.js';
+import type { Binding, BindingInput, BindingSlice, MasqueradeNftInput, PlanContext } from '../../bindings/binding.js';
+import { bridgeBinding } from '../../bindings/bridge.js';
+import { queueCount } from '../../bindings/common.js';
+import { masqueradeBinding } from '../../bindings/masquerade.js';
+import { renderMasqueradeNft } from '../../bindings/masquerade-nft.js';
+import { renderSpoofNft, type SpoofGuard } from '../../bindings/spoof-nft.js';
+import { passtBinding } from '../../bindings/passt.js';
+import { pluginBinding } from '../../bindings/plugin.js';
+import { sriovBinding } from '../../bindings/sriov.js';
+import { listDomainHostdevs, listDomainInterfaces } from '../../domain/domain-xml.js';
+import { setLinkState } from '../../domain/link-state.js';
+import { renderHostdev, renderInterface, renderMemoryBacking } from '../../domain/interface-xml.js';
 import { applyInterfaceDefaults } from './defaults.js';
 import { bridgeName, hashedPodInterfaceName, renamedPodNicName, tapName } from './names.js';
 import { assignPodInterfaces, identityFromLink } from './pod-interfaces.js';

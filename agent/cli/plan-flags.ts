@@ -1,10 +1,10 @@
 // Flags shared by every command that plans: the VMI, the KubeVirt config, phase, arch, MAC policy and MY_POD_IP.
-import { InputError } from './errors.js';
+import { InputError } from '../plan/errors.js';
 import { readDocument } from './input.js';
-import { isIPv4Address, isIPv6Address } from './ip.js';
-import type { Arch, Phase } from './plan-types.js';
-import { parseKubeVirtConfig, parseVmiObject } from './vmi-shape.js';
-import type { KubeVirtConfig } from './vmi-types.js';
+import { isIPv4Address, isIPv6Address } from '../plan/ip.js';
+import type { Arch, Phase } from '../plan/plan-types.js';
+import { parseKubeVirtConfig, parseVmiObject } from '../plan/vmi-shape.js';
+import type { KubeVirtConfig } from '../plan/vmi-types.js';
 
 export const PHASES: readonly Phase[] = ['start', 'migration-target', 'hotplug', 'hotunplug'];
 export const ARCHES: readonly Arch[] = ['amd64', 'arm64', 's390x'];

@@ -1,6 +1,6 @@
-// The shape of one subcommand module (agent/cmd-<name>.ts), so cli.ts and the commands do not import each other.
+// The shape of one subcommand module (agent/cli/cmd-<name>.ts), so cli.ts and the commands do not import each other.
 
-/** One subcommand, exported by its own module agent/cmd-<name>.ts and listed in COMMANDS below. */
+/** One subcommand, exported by its own module agent/cli/cmd-<name>.ts and listed in COMMANDS in cli.ts. */
 export interface Command {
   /** The full text of `help <name>` / `<name> --help`. */
   readonly usage: string;

@@ -1,9 +1,9 @@
 // Pure reconciliation: (plan, kernel snapshot) → the ordered kernel actions; nothing when the pod already matches.
-import { macFromSeed } from './mac.js';
-import type { AddressInfo, LinkInfo, RouteInfo } from './drivers/kernel.js';
-import { AgentError } from './errors.js';
+import { macFromSeed } from '../plan/mac.js';
+import type { AddressInfo, LinkInfo, RouteInfo } from '../drivers/kernel.js';
+import { AgentError } from '../plan/errors.js';
 import type { KernelAction } from './kernel-actions.js';
-import type { LinkStep, Plan } from './plan-types.js';
+import type { LinkStep, Plan } from '../plan/plan-types.js';
 
 export interface KernelSnapshot {
   readonly links: readonly LinkInfo[];

@@ -1,7 +1,7 @@
 // Reads the kernel state the reconcile step compares against (links, addresses, routes, sysctls, our nft tables).
-import type { KernelDriver } from './drivers/kernel.js';
+import type { KernelDriver } from '../drivers/kernel.js';
 import type { KernelSnapshot } from './reconcile.js';
-import { SPOOF_TABLE } from '../bindings/spoof-nft.js';
+import { SPOOF_TABLE } from '../../bindings/spoof-nft.js';
 import type { AgentState, NftTableFamily } from './state-dir.js';
 
 /** /proc/sys prints multi-value sysctls with tabs ("107\t107"); the plan writes them with one space. */

@@ -6,16 +6,16 @@ import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino, type Logger, type LoggerOptions } from 'pino';
-import { startDhcpV4Server } from '../dhcp/server-v4.js';
-import type { RunningService } from '../dhcp/service.js';
+import { startDhcpV4Server } from '../../dhcp/server-v4.js';
+import type { RunningService } from '../../dhcp/service.js';
 import type { Command } from './command.js';
-import { hasErrno } from './drivers/kernel-error.js';
-import { AgentError, InputError } from './errors.js';
-import { enterNetns } from './netns.js';
+import { hasErrno } from '../drivers/kernel-error.js';
+import { AgentError, InputError } from '../plan/errors.js';
+import { enterNetns } from '../apply/netns.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
 import { podTargetFromFlags } from './pod-target.js';
 import { SERVE_NODE_FLAGS, SERVE_REEXEC_ENV, reexecWithServeHeap } from './serve-heap.js';
-import { DEFAULT_STATE_ROOT, StateDir, type AgentState, type NetworkState } from './state-dir.js';
+import { DEFAULT_STATE_ROOT, StateDir, type AgentState, type NetworkState } from '../apply/state-dir.js';
 
 const OPTIONS = {
   'state-dir': { type: 'string' },
@@ -78,13 +78,13 @@ const SERVICE_KINDS: readonly ServiceKind[] = [
     kind: 'dhcpv6',
     field: 'dhcpv6',
     planned: (network) => Boolean(network.state.dhcpv6),
-    start: async (network, logger) => (await import('../dhcp/v6-server.js')).startDhcpV6Server(network.state.dhcpv6!, logger),
+    start: async (network, logger) => (await import('../../dhcp/v6-server.js')).startDhcpV6Server(network.state.dhcpv6!, logger),
   },
   {
     kind: 'router advertisements',
     field: 'dhcpv6.ra',
     planned: (network) => Boolean(network.state.dhcpv6?.ra),
-    start: async (network, logger) => (await import('../dhcp/ra-server.js')).startRouterAdvertiser(network.state.dhcpv6!, logger),
+    start: async (network, logger) => (await import('../../dhcp/ra-server.js')).startRouterAdvertiser(network.state.dhcpv6!, logger),
     // RAs are beyond KubeVirt (it sends none); their raw ICMPv6 socket needs CAP_NET_RAW, which a launcher running as
     // 107 with only NET_BIND_SERVICE (the image's default) lacks: DHCPv4/v6 go on without them.
     skippable: (err) =>

@@ -1,12 +1,12 @@
 // The `passt` subcommand: runs and supervises passt in the pod netns for the VMI's passtBinding interface (libvirt < 11.1, no <backend type='passt'>).
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { passtPortForwards } from '../bindings/passt.js';
+import { passtPortForwards } from '../../bindings/passt.js';
 import type { Command } from './command.js';
-import { AgentError, InputError } from './errors.js';
+import { AgentError, InputError } from '../plan/errors.js';
 import { readDocument } from './input.js';
 import { rejectRepeatedFlags, withFlag } from './plan-flags.js';
-import { parseVmiObject } from './vmi-shape.js';
+import { parseVmiObject } from '../plan/vmi-shape.js';
 
 const OPTIONS = {
   vmi: { type: 'string' },
@@ -71,13 +71,13 @@ async function run(args: readonly string[]): Promise<number> {
   const iface = interfaces[index];
   if (iface === undefined) throw new InputError('--vmi', 'spec.domain.devices.interfaces: no interface uses passtBinding');
   const istio = parsed.metadata.annotations?.['sidecar.istio.io/inject']?.toLowerCase() === 'true';
-  const { passtPortArgs } = await import('./passt/port-specs.js');
+  const { passtPortArgs } = await import('../passt/port-specs.js');
   const portArgs = passtPortArgs(passtPortForwards(iface, istio));
   // "all" (or "all except") binds ~32k sockets per protocol; raise the fd limit so passt can hold them.
   const forwardsAll = portArgs.some((arg) => arg === 'all' || arg.startsWith('~'));
 
   const log = pino({ name: 'virt-net-agent', base: { cmd: 'passt' } }, pino.destination(2));
-  const { startPasstSupervisor } = await import('./passt/supervisor.js');
+  const { startPasstSupervisor } = await import('../passt/supervisor.js');
   const supervisor = await startPasstSupervisor({
     netnsPath,
     socketDir,

@@ -1,8 +1,8 @@
 // Pure teardown: (state dir, kernel snapshot) → the actions that restore the pod as CNI left it.
-import { formatCidr, networkOf, parseCidr } from './ip.js';
+import { formatCidr, networkOf, parseCidr } from '../plan/ip.js';
 import type { KernelAction } from './kernel-actions.js';
-import { renderMasqueradeNftTeardown } from '../bindings/masquerade-nft.js';
-import { renderSpoofNftTeardown } from '../bindings/spoof-nft.js';
+import { renderMasqueradeNftTeardown } from '../../bindings/masquerade-nft.js';
+import { renderSpoofNftTeardown } from '../../bindings/spoof-nft.js';
 import { isKernelManagedAddress, type KernelSnapshot } from './reconcile.js';
 import type { AgentState, NetworkState } from './state-dir.js';
 

@@ -1,5 +1,5 @@
 // Decides which networks get anti-spoofing guards (opt-in per VMI annotation or agent flag) and what each guard allows.
-import type { SpoofGuard } from '../bindings/spoof-nft.js';
+import type { SpoofGuard } from '../../bindings/spoof-nft.js';
 import { isGlobalUnicast, stripPrefix } from './ip.js';
 import type { FieldError, NetworkPlan } from './plan-types.js';
 import type { Vmi } from './vmi-types.js';

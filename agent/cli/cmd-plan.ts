@@ -1,9 +1,9 @@
 // The `plan` subcommand: reads the VMI, pod state and config, runs the pure planner and prints the plan as JSON.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { AgentError, InputError } from './errors.js';
+import { AgentError, InputError } from '../plan/errors.js';
 import { readPodState, readTextFile, STDIN_PATH } from './input.js';
-import type { PlanInput } from './plan.js';
+import type { PlanInput } from '../plan/plan.js';
 import { PLAN_INPUT_OPTIONS, readPlanInputs, rejectRepeatedFlags, required } from './plan-flags.js';
 
 const OPTIONS = {
@@ -72,7 +72,7 @@ async function run(args: readonly string[]): Promise<number> {
 
   const input: PlanInput = { ...inputs, pod, ...(domainXml !== undefined ? { domainXml } : {}) };
   // The planner pulls in every binding and the XML builder; load it only once the inputs are known to be good.
-  const { computePlan } = await import('./plan.js');
+  const { computePlan } = await import('../plan/plan.js');
   const plan = computePlan(input);
 
   process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);

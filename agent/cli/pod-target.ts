@@ -1,8 +1,8 @@
 // Flags shared by the commands that act inside a pod: which network namespace, and where its podinfo files are.
 import { readFileSync } from 'node:fs';
-import { DEFAULT_NETWORK_INFO, DEFAULT_NETWORK_STATUS, DEFAULT_RESOLV_CONF, type DiscoverOptions } from './discover.js';
-import { InputError } from './errors.js';
-import type { NetnsTarget } from './netns.js';
+import { DEFAULT_NETWORK_INFO, DEFAULT_NETWORK_STATUS, DEFAULT_RESOLV_CONF, type DiscoverOptions } from '../apply/discover.js';
+import { InputError } from '../plan/errors.js';
+import type { NetnsTarget } from '../apply/netns.js';
 
 export const POD_TARGET_OPTIONS = {
   netns: { type: 'string' },

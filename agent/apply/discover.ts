@@ -1,10 +1,10 @@
 // Reads the pod's network state (links, addresses, main-table routes, resolv.conf, hostname, Multus downward-API files) into a PodState.
 import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import type { KernelDriver } from './drivers/kernel.js';
-import { InputError } from './errors.js';
-import { parsePodState } from './pod-state-parse.js';
-import type { PodInterface, PodRoute, PodState } from './pod-state.js';
+import type { KernelDriver } from '../drivers/kernel.js';
+import { InputError } from '../plan/errors.js';
+import { parsePodState } from '../plan/pod-state-parse.js';
+import type { PodInterface, PodRoute, PodState } from '../plan/pod-state.js';
 
 export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
 export const DEFAULT_NETWORK_STATUS = '/etc/podinfo/network-status';

@@ -15,9 +15,9 @@
 //     scope.run(fn) switches the main thread into the target, runs fn synchronously, and switches back before any other
 //     JavaScript can run. A netlink socket created inside run() stays bound to the target for its whole life.
 import { closeSync, openSync } from 'node:fs';
-import { InputError } from './errors.js';
-import { CLONE_NEWNET, libc } from './drivers/libc.js';
-import { errnoName, KernelError } from './drivers/kernel-error.js';
+import { InputError } from '../plan/errors.js';
+import { CLONE_NEWNET, libc } from '../drivers/libc.js';
+import { errnoName, KernelError } from '../drivers/kernel-error.js';
 
 /** Which namespace: a bind-mounted path (/var/run/netns/X, /proc/PID/ns/net) or a process id. */
 export interface NetnsTarget {

@@ -1,19 +1,19 @@
 // The `hotplug` and `hotunplug` subcommands: plumb (or tear down) a network for a running domain and attach/detach/update its device in libvirt.
 import { parseArgs } from 'node:util';
-import { aliasOfFragment, applyDomainOperations, waitForDeviceGone } from '../domain/libvirt-operations.js';
-import { connectLibvirt, type DomainHandle, type LibvirtClient } from '../domain/libvirt-client.js';
+import { aliasOfFragment, applyDomainOperations, waitForDeviceGone } from '../../domain/libvirt/operations.js';
+import { connectLibvirt, type DomainHandle, type LibvirtClient } from '../../domain/libvirt/client.js';
 import type { Command } from './command.js';
 import { assertSupported, printPlanErrors, recordedIdentities } from './cmd-domain.js';
-import { discoverPodState } from './discover.js';
-import { createNetlinkDriver } from './drivers/netlink-driver.js';
-import { InputError } from './errors.js';
-import { describeAction } from './kernel-actions.js';
-import { enterNetns } from './netns.js';
-import type { DomainOperation, Phase, Plan } from './plan-types.js';
+import { discoverPodState } from '../apply/discover.js';
+import { createNetlinkDriver } from '../drivers/netlink-driver.js';
+import { InputError } from '../plan/errors.js';
+import { describeAction } from '../apply/kernel-actions.js';
+import { enterNetns } from '../apply/netns.js';
+import type { DomainOperation, Phase, Plan } from '../plan/plan-types.js';
 import { readPlanInputs, rejectRepeatedFlags, required, type PlanInputs } from './plan-flags.js';
 import { POD_TARGET_OPTIONS, POD_TARGET_USAGE, podTargetFromFlags } from './pod-target.js';
-import { runSetup } from './setup.js';
-import { DEFAULT_STATE_ROOT } from './state-dir.js';
+import { runSetup } from '../apply/setup.js';
+import { DEFAULT_STATE_ROOT } from '../apply/state-dir.js';
 
 const OPTIONS = {
   vmi: { type: 'string' },
@@ -106,7 +106,7 @@ async function livePlan(session: Session, values: Values, phase: Phase): Promise
     driver.close();
   }
   const domainXml = await session.client.xmlDesc(session.domain);
-  const { computePlan } = await import('./plan.js');
+  const { computePlan } = await import('../plan/plan.js');
   return computePlan({ ...session.inputs, phase, pod, domainXml, priorIdentities: recordedIdentities(session.stateRoot, session.inputs.vmi) });
 }
 

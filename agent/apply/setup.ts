@@ -1,21 +1,21 @@
 // setup and teardown as functions: discover → plan → record → reconcile → execute, and state-driven restore.
 import type { DiscoverOptions } from './discover.js';
 import { discoverPodState } from './discover.js';
-import type { KernelDriver } from './drivers/kernel.js';
-import { createCountingDriver } from './drivers/counting.js';
-import { PlanError } from './errors.js';
+import type { KernelDriver } from '../drivers/kernel.js';
+import { createCountingDriver } from '../drivers/counting.js';
+import { PlanError } from '../plan/errors.js';
 import { executeActions } from './execute.js';
 import type { KernelAction } from './kernel-actions.js';
-import { computePlan, type PlanInput } from './plan.js';
-import type { Plan, PodIdentity } from './plan-types.js';
+import { computePlan, type PlanInput } from '../plan/plan.js';
+import type { Plan, PodIdentity } from '../plan/plan-types.js';
 import { plannedSysctlNames, reconcile } from './reconcile.js';
 import { nftFamiliesOf, takeSnapshot } from './snapshot.js';
-import { renderSpoofNftTeardown } from '../bindings/spoof-nft.js';
-import { launcherUser } from '../bindings/common.js';
+import { renderSpoofNftTeardown } from '../../bindings/spoof-nft.js';
+import { launcherUser } from '../../bindings/common.js';
 import type { AgentState, NetworkState, NftTableFamily } from './state-dir.js';
 import { StateDir } from './state-dir.js';
 import { teardownActions } from './teardown-plan.js';
-import { parseVmiObject } from './vmi-shape.js';
+import { parseVmiObject } from '../plan/vmi-shape.js';
 
 export interface SetupRequest extends Omit<PlanInput, 'pod' | 'priorIdentities' | 'domainXml'> {
   readonly stateRoot: string;

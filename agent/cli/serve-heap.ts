@@ -13,8 +13,8 @@
 // semi-space size (argv or NODE_OPTIONS) or VIRT_NET_AGENT_SERVE_REEXEC=0; a failed execv is reported to the caller,
 // which goes on with node's defaults.
 import { readdirSync } from 'node:fs';
-import { FD_CLOEXEC, F_GETFD, F_SETFD, libc } from './drivers/libc.js';
-import { describeErrno, errnoName } from './drivers/kernel-error.js';
+import { FD_CLOEXEC, F_GETFD, F_SETFD, libc } from '../drivers/libc.js';
+import { describeErrno, errnoName } from '../drivers/kernel-error.js';
 
 export const SERVE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded'];
 export const SERVE_REEXEC_ENV = 'VIRT_NET_AGENT_SERVE_REEXEC';

@@ -1,22 +1,23 @@
 // The `domain` subcommand: merges the planned <interface>/<hostdev>/<memoryBacking> into a domain XML and optionally defines it in libvirt.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { listDomainInterfaces, mergeDevices } from '../domain/domain-xml.js';
-import { unsupportedDevices } from '../domain/libvirt-capabilities.js';
-import { connectLibvirt, type LibvirtVersion } from '../domain/libvirt-client.js';
+import { listDomainInterfaces, mergeDevices } from '../../domain/domain-xml.js';
+import { unsupportedDevices } from '../../domain/libvirt-capabilities.js';
+import { connectLibvirt } from '../../domain/libvirt/client.js';
+import type { LibvirtVersion } from '../../domain/libvirt-version.js';
 import type { Command } from './command.js';
-import { discoverPodState } from './discover.js';
-import { createNetlinkDriver } from './drivers/netlink-driver.js';
-import { AgentError, InputError, PlanError } from './errors.js';
+import { discoverPodState } from '../apply/discover.js';
+import { createNetlinkDriver } from '../drivers/netlink-driver.js';
+import { AgentError, InputError, PlanError } from '../plan/errors.js';
 import { readPodState, readTextFile } from './input.js';
-import { enterNetns } from './netns.js';
-import { attachPasstByStream, passtAttachmentFor, toUserPasst, type PasstAttachment } from './passt/domain-form.js';
-import type { Plan, PodIdentity } from './plan-types.js';
+import { enterNetns } from '../apply/netns.js';
+import { attachPasstByStream, passtAttachmentFor, toUserPasst, type PasstAttachment } from '../passt/domain-form.js';
+import type { Plan, PodIdentity } from '../plan/plan-types.js';
 import { oneOf, PLAN_INPUT_OPTIONS, readPlanInputs, rejectRepeatedFlags, required, type PlanInputs } from './plan-flags.js';
-import type { PodState } from './pod-state.js';
+import type { PodState } from '../plan/pod-state.js';
 import { POD_TARGET_OPTIONS, POD_TARGET_USAGE, podTargetFromFlags, type PodTargetValues } from './pod-target.js';
-import { vmiKey } from './setup.js';
-import { DEFAULT_STATE_ROOT, StateDir } from './state-dir.js';
+import { vmiKey } from '../apply/setup.js';
+import { DEFAULT_STATE_ROOT, StateDir } from '../apply/state-dir.js';
 
 const OPTIONS = {
   ...PLAN_INPUT_OPTIONS,
@@ -131,7 +132,7 @@ export function printPlanErrors(plan: Plan): boolean {
 }
 
 async function planFor(inputs: PlanInputs, pod: PodState, stateRoot: string, domainXml: string): Promise<Plan> {
-  const { computePlan } = await import('./plan.js');
+  const { computePlan } = await import('../plan/plan.js');
   return computePlan({ ...inputs, pod, priorIdentities: recordedIdentities(stateRoot, inputs.vmi), domainXml });
 }
 

@@ -2,17 +2,17 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { Command } from './command.js';
-import { discoverPodState } from './discover.js';
-import { createNetlinkDriver } from './drivers/netlink-driver.js';
-import { InputError } from './errors.js';
+import { discoverPodState } from '../apply/discover.js';
+import { createNetlinkDriver } from '../drivers/netlink-driver.js';
+import { InputError } from '../plan/errors.js';
 import { readPodState } from './input.js';
-import { enterNetns } from './netns.js';
+import { enterNetns } from '../apply/netns.js';
 import { ARCHES, hostArch, MAC_POLICIES, oneOf, podIpFromEnv, rejectRepeatedFlags, withFlag } from './plan-flags.js';
-import type { PodState } from './pod-state.js';
+import type { PodState } from '../plan/pod-state.js';
 import { POD_TARGET_OPTIONS, POD_TARGET_USAGE, podTargetFromFlags } from './pod-target.js';
 import { readDocument } from './input.js';
-import { parseKubeVirtConfig } from './vmi-shape.js';
-import type { KubeVirtConfig } from './vmi-types.js';
+import { parseKubeVirtConfig } from '../plan/vmi-shape.js';
+import type { KubeVirtConfig } from '../plan/vmi-types.js';
 
 const OPTIONS = {
   ...POD_TARGET_OPTIONS,
@@ -91,8 +91,8 @@ async function run(args: readonly string[]): Promise<number> {
   }
 
   const log = pino({ name: 'virt-net-agent', base: { cmd: 'sidecar' } }, pino.destination(2));
-  const { startSidecar } = await import('./sidecar/server.js');
-  const { defineDomain } = await import('./sidecar/define-domain.js');
+  const { startSidecar } = await import('../sidecar/server.js');
+  const { defineDomain } = await import('../sidecar/define-domain.js');
   const server = await startSidecar({
     socketPath,
     name,
