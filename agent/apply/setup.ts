@@ -106,7 +106,8 @@ function existingNatTables(listing: string): ('ip' | 'ip6')[] {
 
 export async function runSetup(driver: KernelDriver, request: SetupRequest): Promise<SetupResult> {
   // serve runs as the launcher's user: the state it reads is handed to that user.
-  const stateDir = new StateDir(request.stateRoot, vmiKey(request.vmi), launcherUser(parseVmiObject(request.vmi)));
+  const vmi = parseVmiObject(request.vmi);
+  const stateDir = new StateDir(request.stateRoot, vmiKey(vmi), launcherUser(vmi));
   stateDir.lock();
   try {
     const prior = stateDir.read();

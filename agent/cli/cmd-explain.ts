@@ -20,7 +20,6 @@ import type { PodIdentity } from '../plan/plan-types.js';
 import { POD_TARGET_OPTIONS, POD_TARGET_USAGE, podTargetFromFlags } from './pod-target.js';
 import { vmiKey } from '../apply/setup.js';
 import { DEFAULT_STATE_ROOT, StateDir, type AgentState } from '../apply/state-dir.js';
-import { parseVmiObject } from '../plan/vmi-shape.js';
 import type { Vmi } from '../plan/vmi-types.js';
 
 const OPTIONS = {
@@ -86,7 +85,7 @@ async function run(args: readonly string[]): Promise<number> {
   }
   const packet = values.packet === undefined ? null : parsePacket(values.packet);
   const inputs = values.vmi === undefined ? null : await readPlanInputs(values, 'explain');
-  const vmi: Vmi | null = inputs === null ? null : parseVmiObject(inputs.vmi);
+  const vmi: Vmi | null = inputs?.vmi ?? null;
   const state = readState(values['state-dir'] ?? DEFAULT_STATE_ROOT, inputs?.vmi);
   const { target, discover } = podTargetFromFlags(values);
   if (target) enterNetns(target);

@@ -4,7 +4,7 @@ import { readDocument } from './input.js';
 import { isIPv4Address, isIPv6Address } from '../plan/ip.js';
 import type { Arch, Phase } from '../plan/plan-types.js';
 import { parseKubeVirtConfig, parseVmiObject } from '../plan/vmi-shape.js';
-import type { KubeVirtConfig } from '../plan/vmi-types.js';
+import type { KubeVirtConfig, Vmi } from '../plan/vmi-types.js';
 
 export const PHASES: readonly Phase[] = ['start', 'migration-target', 'hotplug', 'hotunplug'];
 export const ARCHES: readonly Arch[] = ['amd64', 'arm64', 's390x'];
@@ -78,7 +78,8 @@ export function withFlag<T>(flag: string, check: () => T): T {
 }
 
 export interface PlanInputs {
-  readonly vmi: unknown;
+  /** The VMI, parsed once here; every later stage takes this value without parsing it again. */
+  readonly vmi: Vmi;
   readonly config: KubeVirtConfig;
   readonly phase: Phase;
   readonly arch: Arch;
@@ -95,13 +96,13 @@ export async function readPlanInputs(values: PlanInputValues, command: string): 
   const arch = oneOf(values.arch, '--arch', ARCHES) ?? hostArch();
   const macPolicy = oneOf(values['mac-policy'], '--mac-policy', MAC_POLICIES);
   const myPodIp = podIpFromEnv(process.env);
-  const vmi = await readDocument(vmiPath, '--vmi');
-  withFlag('--vmi', () => parseVmiObject(vmi));
+  const document = await readDocument(vmiPath, '--vmi');
+  const vmi = withFlag('--vmi', () => parseVmiObject(document));
   let config: KubeVirtConfig = {};
   const configPath = values['kubevirt-config'];
   if (configPath !== undefined) {
-    const document = await readDocument(configPath, '--kubevirt-config');
-    config = withFlag('--kubevirt-config', () => parseKubeVirtConfig(document));
+    const configDocument = await readDocument(configPath, '--kubevirt-config');
+    config = withFlag('--kubevirt-config', () => parseKubeVirtConfig(configDocument));
   }
   return {
     vmi,

@@ -203,6 +203,9 @@ function checkSpec(spec: ObjectReader): void {
   });
 }
 
+/** The VMIs parseVmiObject returned (normalised copies nobody mutates: the Vmi type is readonly throughout). */
+const PARSED_VMIS = new WeakSet<object>();
+
 function checkStatus(status: ObjectReader): void {
   status.objectList('interfaces', (iface) => {
     for (const key of ['name', 'mac', 'podInterfaceName', 'infoSource', 'linkState', 'ipAddress', 'interfaceName']) {
@@ -219,8 +222,11 @@ function checkStatus(status: ObjectReader): void {
  * Checks that `value` is a VirtualMachineInstance and that every field networking reads has the right type.
  * Returns a normalised copy (explicit nulls on optional fields removed, unknown fields kept).
  * Throws InputError naming the first bad field.
+ * A value this function returned comes back as is: a command parses its VMI once (readPlanInputs), and the later
+ * stages that take the VMI (computePlan, the state dir key, the launcher user) do not walk it again.
  */
 export function parseVmiObject(value: unknown): Vmi {
+  if (isObject(value) && PARSED_VMIS.has(value)) return value as unknown as Vmi;
   if (!isObject(value)) throw new InputError('kind', `expected a VirtualMachineInstance, got ${describe(value)}`);
   if (value['kind'] !== undefined && value['kind'] !== 'VirtualMachineInstance') {
     const kind = value['kind'];
@@ -245,7 +251,9 @@ export function parseVmiObject(value: unknown): Vmi {
   );
   root.object('spec', checkSpec, true);
   root.object('status', checkStatus);
-  return root.out as unknown as Vmi;
+  const parsed = root.out as unknown as Vmi;
+  PARSED_VMIS.add(parsed);
+  return parsed;
 }
 
 const DEFAULT_NETWORK_INTERFACES = new Set(['', 'bridge', 'masquerade', 'slirp', 'passt']);

@@ -4,7 +4,7 @@ import type { PodState } from '../plan/pod-state.js';
 import type { Arch } from '../plan/plan-types.js';
 import { computePlan } from '../plan/plan.js';
 import { parseVmiObject } from '../plan/vmi-shape.js';
-import type { KubeVirtConfig } from '../plan/vmi-types.js';
+import type { KubeVirtConfig, Vmi } from '../plan/vmi-types.js';
 import { mergeDevices } from '../../domain/domain-xml.js';
 import { attachPasstByStream } from '../passt/domain-form.js';
 
@@ -24,7 +24,7 @@ function firstLine(text: string): string {
 }
 
 /** Parses the VMI bytes; errors name the field inside the VMI as `vmi.<path>`. */
-export function parseVmiBytes(bytes: Buffer): unknown {
+export function parseVmiBytes(bytes: Buffer): Vmi {
   const text = bytes.toString('utf8');
   if (text.trim() === '') throw new InputError('vmi', 'is empty (expected the VirtualMachineInstance as JSON)');
   let value: unknown;
@@ -34,12 +34,11 @@ export function parseVmiBytes(bytes: Buffer): unknown {
     throw new InputError('vmi', `invalid JSON: ${firstLine(err instanceof Error ? err.message : String(err))}`);
   }
   try {
-    parseVmiObject(value);
+    return parseVmiObject(value);
   } catch (err) {
     if (err instanceof AgentError) throw new InputError(`vmi.${err.field}`, err.message);
     throw err;
   }
-  return value;
 }
 
 /**

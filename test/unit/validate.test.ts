@@ -1,10 +1,14 @@
 // Admission validation, defaulting and shape checks of VMIs as users write them, against KubeVirt's exact messages.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyInterfaceDefaults } from '../../agent/plan/defaults.js';
 import { InputError } from '../../agent/plan/errors.js';
 import type { FieldError, Phase } from '../../agent/plan/plan-types.js';
 import { parseGoMac, validateVmi, verifyMigratable } from '../../agent/plan/validate.js';
 import { parseKubeVirtConfig, parseVmiObject } from '../../agent/plan/vmi-shape.js';
+import { readPlanInputs } from '../../agent/cli/plan-flags.js';
 import type { KubeVirtConfig, Vmi } from '../../agent/plan/vmi-types.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -723,6 +727,28 @@ describe('parseVmiObject', () => {
     const parsed = parseVmiObject(vmiObject([{ name: 'default', masquerade: {}, bridge: null, macAddress: null }], [{ name: 'default', pod: {}, multus: null }]));
     expect(parsed.spec.domain?.devices?.interfaces).toEqual([{ name: 'default', masquerade: {} }]);
     expect(parsed.spec.networks).toEqual([{ name: 'default', pod: {} }]);
+  });
+
+  it('parses a VMI once: its own result comes back as is, an equal fresh object is checked again', () => {
+    const document = vmiObject([masq()], [podNet]);
+    const parsed = parseVmiObject(document);
+    expect(parsed).not.toBe(document);
+    expect(parseVmiObject(parsed)).toBe(parsed);
+    const copy = JSON.parse(JSON.stringify(parsed)) as unknown;
+    expect(parseVmiObject(copy)).not.toBe(copy);
+    expect(parseVmiObject(copy)).toEqual(parsed);
+  });
+
+  it('readPlanInputs hands on the VMI it parsed, so computePlan and setup take it without a second pass', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vna-parse-once-'));
+    try {
+      const path = join(dir, 'vmi.json');
+      writeFileSync(path, JSON.stringify(vmiObject([masq()], [podNet])));
+      const inputs = await readPlanInputs({ vmi: path }, 'plan');
+      expect(parseVmiObject(inputs.vmi)).toBe(inputs.vmi);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('accepts a VMI without kind or apiVersion', () => {
