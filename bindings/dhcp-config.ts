@@ -37,7 +37,7 @@ export interface BridgeDhcpAddressing {
   readonly ipv4: string;
   /** Next hop of the first IPv4 route on the interface; null when that route has none (KubeVirt then sends no option 3). */
   readonly gateway: string | null;
-  /** Option 121 routes: the interface's IPv4 routes minus those whose destination contains the pod IP; default kept. */
+  /** Option 121 routes: the interface's IPv4 routes minus the one to the pod address's own network; default kept. */
   readonly routes: readonly ClasslessRoute[];
 }
 
@@ -83,14 +83,15 @@ export function bridgeDhcpAddressing(pod: PodState, podInterfaceName: string, fi
   const first = linkRoutes[0];
   if (first === undefined) throw new PlanError(field, `no gateway address found in routes for ${podInterfaceName}`);
 
-  // filterRoutesByNonLocalDestination: drop non-default routes whose destination contains the pod IP.
+  // filterRoutesByNonLocalDestination: drop only the route to exactly the pod address's own network (the kernel's
+  // subnet route). Everything else stays: the default route, routes via a gateway even when they cover the pod IP
+  // (OVN-Kubernetes' cluster /16), and on-link routes without a gateway (option 121 sends them with 0.0.0.0), such as
+  // Calico's 169.254.1.1/32 or OpenShift SDN's 10.128.0.0/14.
+  const ownNetwork = formatCidr(networkOf(address));
   const routes: ClasslessRoute[] = [];
   for (const route of linkRoutes) {
-    if (route.dst !== 'default') {
-      const network = networkOf(route.dst);
-      if (networkOf({ ...address, prefixLength: network.prefixLength }).address === network.address) continue;
-    }
     const dst = route.dst === 'default' ? 'default' : formatCidr(networkOf(route.dst));
+    if (dst === ownNetwork) continue;
     routes.push(route.gw === undefined ? { dst } : { dst, gw: route.gw });
   }
 

@@ -34,6 +34,19 @@ function v4Input(overrides: Partial<DhcpV4PlanInput> = {}): DhcpV4PlanInput {
   };
 }
 
+/** An OpenShift SDN pod: a /23 from the node's slice of 10.128.0.0/14, the cluster and multicast routes on-link. */
+const openshiftSdnPod: PodState = {
+  hostname: 'vmi-sdn',
+  interfaces: [{ name: 'eth0', index: 3, kind: 'veth', mac: '0a:58:0a:81:00:05', mtu: 1450, up: true, ipv4: ['10.129.0.5/23'], ipv6: [] }],
+  routes: [
+    { dst: 'default', dev: 'eth0', gw: '10.129.0.1' },
+    { dst: '10.128.0.0/14', dev: 'eth0' },
+    { dst: '10.129.0.0/23', dev: 'eth0' },
+    { dst: '224.0.0.0/4', dev: 'eth0' },
+  ],
+  resolvConf: 'nameserver 172.30.0.10\n',
+};
+
 describe('bridgeDhcpAddressing (discoverbridge.go)', () => {
   it.each<[string, PodState, string, ReturnType<typeof bridgeDhcpAddressing>]>([
     [
@@ -43,16 +56,30 @@ describe('bridgeDhcpAddressing (discoverbridge.go)', () => {
       { ipv4: '10.244.196.140/32', gateway: '169.254.1.1', routes: [{ dst: 'default', gw: '169.254.1.1' }, { dst: '169.254.1.1/32' }] },
     ],
     [
-      'OVN-K dual stack: IPv6 routes skipped; routes containing the pod IP (10.244.0.0/16, 10.244.1.0/24) dropped',
+      'OVN-K dual stack: IPv6 routes skipped; only the subnet route 10.244.1.0/24 dropped, the covering 10.244.0.0/16 via the gateway kept',
       ovnkDualStackPod,
       'eth0',
-      { ipv4: '10.244.1.5/24', gateway: '10.244.1.1', routes: [{ dst: 'default', gw: '10.244.1.1' }, { dst: '100.64.0.0/16', gw: '10.244.1.1' }] },
+      {
+        ipv4: '10.244.1.5/24',
+        gateway: '10.244.1.1',
+        routes: [{ dst: 'default', gw: '10.244.1.1' }, { dst: '10.244.0.0/16', gw: '10.244.1.1' }, { dst: '100.64.0.0/16', gw: '10.244.1.1' }],
+      },
     ],
     [
-      'flannel: the local subnet and the covering /16 are dropped, default kept',
+      'flannel: the local subnet is dropped, the default and the cluster /16 via the gateway kept',
       flannelPod,
       'eth0',
-      { ipv4: '10.244.0.5/24', gateway: '10.244.0.1', routes: [{ dst: 'default', gw: '10.244.0.1' }] },
+      { ipv4: '10.244.0.5/24', gateway: '10.244.0.1', routes: [{ dst: 'default', gw: '10.244.0.1' }, { dst: '10.244.0.0/16', gw: '10.244.0.1' }] },
+    ],
+    [
+      'OpenShift SDN: on-link routes without a gateway (the cluster /14 covering the pod IP, multicast) kept; the /23 subnet route dropped',
+      openshiftSdnPod,
+      'eth0',
+      {
+        ipv4: '10.129.0.5/23',
+        gateway: '10.129.0.1',
+        routes: [{ dst: 'default', gw: '10.129.0.1' }, { dst: '10.128.0.0/14' }, { dst: '224.0.0.0/4' }],
+      },
     ],
     [
       'Multus secondary whose first route has no next hop: no gateway',
@@ -129,10 +156,17 @@ describe('buildDhcpV4Plan', () => {
     const flannel = bridgeDhcpAddressing(flannelPod, 'eth0');
     if (!ovnk || !flannel) throw new Error('expected addressing');
     const ovnkPlan = buildDhcpV4Plan(v4Input({ address: ovnk.ipv4, gateway: ovnk.gateway, routes: ovnk.routes, resolvConf: ovnkDualStackPod.resolvConf, mtu: 1400, hostname: 'vmi-alpine' }));
-    expect(ovnkPlan.options).toMatchObject({ '1': 'ffffff00', '3': '0af40101', '6': '0a60000a', '26': '0578', '121': '1064400af40101000af40101' });
+    expect(ovnkPlan.options).toMatchObject({ '1': 'ffffff00', '3': '0af40101', '6': '0a60000a', '26': '0578', '121': '100af40af40101' + '1064400af40101' + '000af40101' });
     expect(ovnkPlan.yiaddr).toBe('10.244.1.5');
     const flannelPlan = buildDhcpV4Plan(v4Input({ address: flannel.ipv4, gateway: flannel.gateway, routes: flannel.routes, hostname: 'testvmi' }));
-    expect(flannelPlan.options).toMatchObject({ '1': 'ffffff00', '3': '0af40001', '12': '74657374766d69', '121': '000af40001' });
+    expect(flannelPlan.options).toMatchObject({ '1': 'ffffff00', '3': '0af40001', '12': '74657374766d69', '121': '100af40af40001' + '000af40001' });
+  });
+
+  it('OpenShift SDN bridge: option 121 sends the on-link routes with gateway 0.0.0.0, default last (server_test.go bytes)', () => {
+    const sdn = bridgeDhcpAddressing(openshiftSdnPod, 'eth0');
+    if (sdn === null) throw new Error('expected IPv4 addressing');
+    const plan = buildDhcpV4Plan(v4Input({ address: sdn.ipv4, gateway: sdn.gateway, routes: sdn.routes }));
+    expect(Buffer.from(plan.options['121'] ?? '', 'hex')).toEqual(Buffer.from([14, 10, 128, 0, 0, 0, 0, 4, 224, 0, 0, 0, 0, 0, 10, 129, 0, 1]));
   });
 
   it('no gateway → no option 3; routes still sent', () => {
