@@ -70,6 +70,16 @@ const COMMANDS: readonly CommandEntry[] = [
     summary: 'detach the interfaces whose spec state is absent from the running domain and tear down their plumbing',
     load: async () => (await import('./cmd-hotplug.js')).hotunplugCommand,
   },
+  {
+    name: 'cni',
+    summary: 'act as a CNI plugin: CNI_* environment and the network configuration on stdin, the result on stdout',
+    load: async () => (await import('./cmd-cni.js')).cniCommand,
+  },
+  {
+    name: 'cni-daemon',
+    summary: 'run the CNI plugin resident: the /opt/cni/bin shim forwards each ADD/DEL/CHECK to its unix socket',
+    load: async () => (await import('./cmd-cni-daemon.js')).cniDaemonCommand,
+  },
 ];
 
 /** Subcommands the design has but that do not exist yet, so a user gets "not implemented" rather than "unknown". */

@@ -1,0 +1,86 @@
+// The `cni-daemon` subcommand: the resident half of the CNI plugin; the /opt/cni/bin shim forwards every invocation to its socket.
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import type { Command } from './command.js';
+import { InputError } from '../plan/errors.js';
+import { rejectRepeatedFlags } from './plan-flags.js';
+
+/** The same variable as serve's (cmd-serve.ts); not imported from there, which would load serve's code. */
+const LOG_LEVEL_ENV = 'VIRT_NET_AGENT_LOG_LEVEL';
+
+export const DEFAULT_CNI_SOCKET = '/run/virt-net-agent/cni.sock';
+
+const OPTIONS = {
+  socket: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const USAGE = `Usage: virt-net-agent cni-daemon [--socket PATH]
+
+Runs the CNI plugin resident. The static shim installed as /opt/cni/bin/virt-net-agent forwards each invocation
+(its environment and stdin) to this socket and prints the answer, so an ADD costs no Node start; with no daemon
+listening the shim runs the self-contained fallback executable instead (same answers, slower). Invocations are
+answered one at a time in arrival order. Logs are pino JSON lines on stdout, one per invocation.
+
+  --socket PATH   the unix socket to listen on (default ${DEFAULT_CNI_SOCKET}; mode 0600, its directory is created).
+                  The shim finds it through VIRT_NET_AGENT_CNI_SOCKET or "socket=PATH" in /opt/cni/bin/virt-net-agent.conf.
+
+Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info).
+Exit status: 0 stopped by SIGTERM/SIGINT; 2 bad flags, or another daemon already listens on the socket; 1 internal error.
+`;
+
+/** True when something accepts connections on the socket (another daemon); false for a stale file. */
+function listening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+export const cniDaemonCommand: Command = {
+  usage: USAGE,
+  async run(args) {
+    const { values, tokens } = parseArgs({ args: [...args], options: OPTIONS, strict: true, allowPositionals: false, tokens: true });
+    rejectRepeatedFlags(tokens);
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const socketPath = values.socket ?? DEFAULT_CNI_SOCKET;
+    if (socketPath.length > 107) throw new InputError('--socket', `path of ${socketPath.length} bytes is longer than a unix socket address allows (107)`);
+    mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
+    if (existsSync(socketPath)) {
+      if (await listening(socketPath)) throw new InputError('--socket', `${socketPath}: another cni-daemon is already listening`);
+      unlinkSync(socketPath);
+    }
+    const logger = pino({ base: { component: 'virt-net-agent-cni-daemon' }, level: process.env[LOG_LEVEL_ENV] ?? 'info' });
+    const { startCniDaemon } = await import('../cni/daemon.js');
+    const daemon = await startCniDaemon({ socketPath, logger });
+    chmodSync(socketPath, 0o600);
+    logger.info({ socket: socketPath, pid: process.pid }, 'cni-daemon listening');
+    await new Promise<void>((resolve) => {
+      const stop = (signal: NodeJS.Signals): void => {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+        logger.info({ signal, served: daemon.served() }, 'cni-daemon stopping');
+        resolve();
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+    await daemon.close();
+    try {
+      unlinkSync(socketPath);
+    } catch {
+      // Already gone (removed by hand): nothing to clean.
+    }
+    return 0;
+  },
+};

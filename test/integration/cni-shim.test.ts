@@ -1,0 +1,194 @@
+// The delivered plugin: the static shim forwards env + stdin to a cni-daemon and prints its answer, and with no daemon the fallback executable answers (node not on PATH).
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startCniDaemon, type CniDaemon } from '../../agent/cni/daemon.js';
+import { handleCniInvocation, type CniInvocation } from '../../agent/cni/invocation.js';
+import { FALLBACK_DIR, SHIM, runWithEnv, startDaemonProcess } from '../helpers/cni-shim.js';
+
+const silent = pino({ level: 'silent' });
+let dir = '';
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'vna-shim-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A plugin installed like scripts/install-cni.sh does it: the shim and virt-net-agent.d/ in one bin dir. */
+function install(): string {
+  const bin = join(dir, 'bin');
+  rmSync(bin, { recursive: true, force: true });
+  mkdirSync(bin);
+  copyFileSync(SHIM, join(bin, 'virt-net-agent'));
+  chmodSync(join(bin, 'virt-net-agent'), 0o755);
+  symlinkSync(FALLBACK_DIR, join(bin, 'virt-net-agent.d'));
+  return join(bin, 'virt-net-agent');
+}
+
+const CNI_ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c0ffee', CNI_NETNS: '/run/netns/none', CNI_IFNAME: 'eth0', CNI_ARGS: 'K8S_POD_NAME=x;IgnoreUnknown=1', CNI_PATH: '/opt/cni/bin' };
+
+describe('the shim and an in-process daemon', () => {
+  let daemon: CniDaemon | undefined;
+  afterEach(async () => {
+    await daemon?.close();
+    daemon = undefined;
+  });
+
+  it('exists as a static executable after the build', () => {
+    expect(existsSync(SHIM)).toBe(true);
+    expect(existsSync(join(FALLBACK_DIR, 'virt-net-agent'))).toBe(true);
+  });
+
+  it('forwards every environment variable and stdin byte for byte, and returns stdout and the exit code', async () => {
+    const seen: CniInvocation[] = [];
+    const socket = join(dir, 'd.sock');
+    daemon = await startCniDaemon({
+      socketPath: socket,
+      logger: silent,
+      handler: async (inv) => {
+        seen.push(inv);
+        return { stdout: `${JSON.stringify({ env: inv.env, stdin: inv.stdin })}\n`, exitCode: 7 };
+      },
+    });
+    const stdin = `${JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'virt-net-agent', big: 'ü'.repeat(300_000) })}`;
+    const r = await runWithEnv(SHIM, { ...CNI_ENV, VIRT_NET_AGENT_CNI_SOCKET: socket, EMPTY: '' }, stdin);
+    expect(r.code).toBe(7);
+    const answer = JSON.parse(r.stdout) as { env: Record<string, string>; stdin: string };
+    expect(answer.stdin).toBe(stdin);
+    expect(answer.env).toEqual({ ...CNI_ENV, VIRT_NET_AGENT_CNI_SOCKET: socket, EMPTY: '' });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('answers concurrent invocations, running them one at a time in the daemon', async () => {
+    let running = 0;
+    let maxRunning = 0;
+    const socket = join(dir, 'd.sock');
+    daemon = await startCniDaemon({
+      socketPath: socket,
+      logger: silent,
+      handler: async (inv) => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        await new Promise((r) => setImmediate(r));
+        running--;
+        return { stdout: `${inv.env['CNI_CONTAINERID'] ?? ''}:${inv.stdin}`, exitCode: 0 };
+      },
+    });
+    const runs = await Promise.all(Array.from({ length: 16 }, (_, i) => runWithEnv(SHIM, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: `c${i}`, VIRT_NET_AGENT_CNI_SOCKET: socket }, `conf${i}`)));
+    expect(runs.map((r) => r.stdout)).toEqual(Array.from({ length: 16 }, (_, i) => `c${i}:conf${i}`));
+    expect(runs.every((r) => r.code === 0)).toBe(true);
+    expect(maxRunning).toBe(1);
+    expect(daemon.served()).toBe(16);
+  });
+
+  it('a handler that throws is a spec error (code 100), and the daemon keeps serving', async () => {
+    const socket = join(dir, 'd.sock');
+    let calls = 0;
+    daemon = await startCniDaemon({
+      socketPath: socket,
+      logger: silent,
+      handler: async (inv) => {
+        if (calls++ === 0) throw new Error('boom');
+        return handleCniInvocation(inv);
+      },
+    });
+    const first = await runWithEnv(SHIM, { CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: socket }, '');
+    expect(first.code).toBe(1);
+    expect(JSON.parse(first.stdout)).toMatchObject({ code: 100, details: 'boom' });
+    const second = await runWithEnv(SHIM, { CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: socket }, '');
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });
+  });
+
+  it('a malformed request closes that connection only', async () => {
+    const socket = join(dir, 'd.sock');
+    daemon = await startCniDaemon({ socketPath: socket, logger: silent });
+    const { connect } = await import('node:net');
+    await new Promise<void>((resolve) => {
+      const c = connect(socket, () => c.write('GET / HTTP/1.0\r\n\r\n'));
+      c.on('close', () => resolve());
+      c.on('error', () => undefined);
+    });
+    const r = await runWithEnv(SHIM, { CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: socket }, '');
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('the cni-daemon process', { timeout: 60_000 }, () => {
+  it('serves the shim (the real plugin: VERSION), refuses a second daemon on its socket, removes its socket on SIGTERM', async () => {
+    const socket = join(dir, 'daemon.sock');
+    const d = await startDaemonProcess(socket);
+    try {
+      const shim = install();
+      const [viaDaemon, direct] = await Promise.all([
+        runWithEnv(shim, { CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: socket }, ''),
+        handleCniInvocation({ env: { CNI_COMMAND: 'VERSION' }, stdin: '' }),
+      ]);
+      expect(viaDaemon).toEqual({ code: 0, stdout: direct.stdout, stderr: '' });
+      // The config file beside the shim names the socket too.
+      writeFileSync(`${shim}.conf`, `# virt-net-agent shim\nsocket=${socket}\n`);
+      const viaConf = await runWithEnv(shim, { CNI_COMMAND: 'VERSION' }, '');
+      expect(viaConf.stdout).toBe(direct.stdout);
+      const second = await startDaemonProcess(socket).then(
+        async (p) => {
+          await p.stop();
+          return 'started';
+        },
+        (e: unknown) => String(e),
+      );
+      expect(second).not.toBe('started');
+      expect(d.output()).toMatch(/"msg":"cni invocation"/);
+      expect(d.output()).toMatch(/"command":"VERSION"/);
+    } finally {
+      expect(await d.stop()).toBe(0);
+    }
+    expect(existsSync(socket)).toBe(false);
+  });
+});
+
+describe('no daemon: the fallback executable', { timeout: 60_000 }, () => {
+  it('answers with node absent from PATH (empty environment but CNI_*)', async () => {
+    const shim = install();
+    const env = { PATH: join(dir, 'empty-path'), CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: join(dir, 'nobody.sock') };
+    // Nothing called node can be found on that PATH.
+    expect((await runWithEnv('/bin/sh', env, '', ['-c', 'command -v node || echo none'])).stdout.trim()).toBe('none');
+    const r = await runWithEnv(shim, env, '');
+    const direct = await handleCniInvocation({ env: { CNI_COMMAND: 'VERSION' }, stdin: '' });
+    expect(r).toEqual({ code: 0, stdout: direct.stdout, stderr: '' });
+    const add = await runWithEnv(shim, { ...env, ...CNI_ENV }, '{"cniVersion":"1.1.0","name":"n","type":"virt-net-agent"}');
+    const addDirect = await handleCniInvocation({ env: CNI_ENV, stdin: '{"cniVersion":"1.1.0","name":"n","type":"virt-net-agent"}' });
+    expect({ code: add.code, stdout: add.stdout }).toEqual({ code: addDirect.exitCode, stdout: addDirect.stdout });
+  });
+
+  it('gets the runtime stdin untouched, also when a daemon accepted and then closed the connection', async () => {
+    const fake = join(dir, 'fake-fallback');
+    writeFileSync(fake, '#!/bin/sh\n[ "$1" = cni ] || exit 9\necho "cmd=$CNI_COMMAND"\nexec cat\n');
+    chmodSync(fake, 0o755);
+    const stdin = 'x'.repeat(200_000);
+    const down = await runWithEnv(SHIM, { CNI_COMMAND: 'DEL', VIRT_NET_AGENT_CNI_SOCKET: join(dir, 'none.sock'), VIRT_NET_AGENT_CNI_FALLBACK: fake }, stdin);
+    expect(down).toEqual({ code: 0, stdout: `cmd=DEL\n${stdin}`, stderr: '' });
+    // A daemon that dies on the request: the shim already read stdin and pipes it to the fallback.
+    const socket = join(dir, 'dying.sock');
+    const server = createServer((c) => c.once('data', () => c.destroy()));
+    await new Promise<void>((r) => server.listen(socket, r));
+    try {
+      const dying = await runWithEnv(SHIM, { CNI_COMMAND: 'CHECK', VIRT_NET_AGENT_CNI_SOCKET: socket, VIRT_NET_AGENT_CNI_FALLBACK: fake }, stdin);
+      expect(dying).toEqual({ code: 0, stdout: `cmd=CHECK\n${stdin}`, stderr: '' });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('neither daemon nor fallback: a spec error (code 11) naming both', async () => {
+    const r = await runWithEnv(SHIM, { CNI_COMMAND: 'ADD', VIRT_NET_AGENT_CNI_SOCKET: join(dir, 'none.sock'), VIRT_NET_AGENT_CNI_FALLBACK: join(dir, 'missing') }, '{}');
+    expect(r.code).toBe(1);
+    const err = JSON.parse(r.stdout) as { code: number; msg: string; details: string };
+    expect(err.code).toBe(11);
+    expect(err.details).toContain('none.sock');
+    expect(err.details).toContain('missing');
+  });
+});
