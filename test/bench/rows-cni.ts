@@ -1,0 +1,165 @@
+// CNI benchmarks: ADD and DEL wall time of bridge + host-local + virt-net-agent (through the shim and the cni-daemon) vs the same chain without ours.
+//
+// The plugins are exec'd the way libcni does it (one process per plugin, in conflist order for ADD with the previous
+// result on stdin, reverse order for DEL), directly from this process: each spawn happens with the main thread inside
+// the "node" netns (openNetnsScope), so no nsenter or `ip netns exec` is timed. A fresh pod netns per round.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { openNetnsScope, type NetnsScope } from '../../agent/apply/netns.js';
+import { deleteNetns, makeNetns, type Netns } from '../helpers/netns.js';
+import { SHIM, startDaemonProcess } from '../helpers/cni-shim.js';
+import { interleave, median, msSince, p90 } from './stats.js';
+import { fmtMs, skipped, type Row } from './table.js';
+import type { BenchEnv } from './rows-setup.js';
+
+const REFERENCE = '/usr/lib/cni';
+
+interface Exec {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly ms: number;
+}
+
+/** Execs one plugin in the node netns with the CNI environment and `stdin`; resolves with its output and wall time. */
+function execPlugin(scope: NetnsScope, file: string, env: Record<string, string>, stdin: string): Promise<Exec> {
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint();
+    const child: ChildProcess = scope.run(() => spawn(file, [], { env, stdio: ['pipe', 'pipe', 'ignore'] }));
+    const out: Buffer[] = [];
+    child.stdout?.on('data', (c: Buffer) => out.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), ms: msSince(start) }));
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(stdin);
+  });
+}
+
+interface Chain {
+  readonly name: string;
+  readonly cniVersion: string;
+  readonly plugins: readonly ({ type: string } & Record<string, unknown>)[];
+}
+
+function pluginFile(type: string): string {
+  return type === 'virt-net-agent' ? SHIM : join(REFERENCE, type);
+}
+
+/** libcni's AddNetworkList: each plugin with the previous one's result as prevResult; throws on the first error. */
+async function chainAdd(scope: NetnsScope, chain: Chain, base: Record<string, string>): Promise<{ ms: number; result: unknown }> {
+  let prevResult: unknown;
+  let ms = 0;
+  for (const plugin of chain.plugins) {
+    const conf = { ...plugin, cniVersion: chain.cniVersion, name: chain.name, ...(prevResult !== undefined ? { prevResult } : {}) };
+    const r = await execPlugin(scope, pluginFile(plugin.type), { ...base, CNI_COMMAND: 'ADD' }, JSON.stringify(conf));
+    ms += r.ms;
+    if (r.code !== 0) throw new Error(`${plugin.type} ADD exited ${String(r.code)}: ${r.stdout.trim().slice(0, 300)}`);
+    prevResult = JSON.parse(r.stdout) as unknown;
+  }
+  return { ms, result: prevResult };
+}
+
+/** libcni's DelNetworkList: reverse order, each with the cached result as prevResult. */
+async function chainDel(scope: NetnsScope, chain: Chain, base: Record<string, string>, result: unknown): Promise<number> {
+  let ms = 0;
+  for (const plugin of [...chain.plugins].reverse()) {
+    const conf = { ...plugin, cniVersion: chain.cniVersion, name: chain.name, prevResult: result };
+    const r = await execPlugin(scope, pluginFile(plugin.type), { ...base, CNI_COMMAND: 'DEL' }, JSON.stringify(conf));
+    ms += r.ms;
+    if (r.code !== 0) throw new Error(`${plugin.type} DEL exited ${String(r.code)}: ${r.stdout.trim().slice(0, 300)}`);
+  }
+  return ms;
+}
+
+let podCounter = 0;
+
+export async function cniRows(env: BenchEnv): Promise<Row[]> {
+  const dir = mkdtempSync(join(env.workDir, 'cni-'));
+  const node: Netns = await makeNetns('cnibnode');
+  const scope = openNetnsScope({ netnsPath: node.path });
+  // At the default log level, as deployed: one pino line per invocation.
+  const daemon = await startDaemonProcess(join(dir, 'cni.sock'));
+  try {
+    const bridge = { type: 'bridge', bridge: 'cnibench0', isGateway: true, ipMasq: false, ipam: { type: 'host-local', dataDir: join(dir, 'ipam'), ranges: [[{ subnet: '10.250.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] } };
+    const reference: Chain = { name: 'benchnet', cniVersion: '1.0.0', plugins: [bridge] };
+    const ours: Chain = { name: 'benchnet', cniVersion: '1.0.0', plugins: [bridge, { type: 'virt-net-agent', binding: 'masquerade' }] };
+    const baseEnv = (pod: Netns, id: string): Record<string, string> => ({
+      PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+      CNI_CONTAINERID: id,
+      CNI_NETNS: pod.path,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: REFERENCE,
+      VIRT_NET_AGENT_CNI_SOCKET: daemon.socket,
+    });
+    const del = new Map<string, number[]>([
+      ['reference', []],
+      ['ours', []],
+    ]);
+    const measure = (chain: Chain, key: string) => async (): Promise<number> => {
+      const pod = await makeNetns('cnibpod');
+      const base = baseEnv(pod, `bench-${process.pid}-${podCounter++}`);
+      try {
+        const add = await chainAdd(scope, chain, base);
+        del.get(key)?.push(await chainDel(scope, chain, base, add.result));
+        return add.ms;
+      } finally {
+        await deleteNetns(pod.name);
+      }
+    };
+    // Does our ADD work at all? (The plugin's commands are agent/cni's; this file measures them once they exist.)
+    let oursError: string | undefined;
+    try {
+      await measure(ours, 'ours')();
+      await measure(reference, 'reference')();
+    } catch (err) {
+      oursError = err instanceof Error ? err.message : String(err);
+    }
+    del.set('ours', []);
+    del.set('reference', []);
+    const rows: Row[] = [];
+    if (oursError === undefined) {
+      const samples = await interleave(
+        [
+          { name: 'ours', run: measure(ours, 'ours') },
+          { name: 'reference', run: measure(reference, 'reference') },
+        ],
+        env.rounds,
+      );
+      const a = samples.get('ours') ?? [];
+      const b = samples.get('reference') ?? [];
+      const da = del.get('ours') ?? [];
+      const db = del.get('reference') ?? [];
+      rows.push(
+        { what: 'CNI ADD: bridge+host-local+virt-net-agent (shim → daemon) vs bridge+host-local', agent: fmtMs(median(a), p90(a)), baseline: fmtMs(median(b), p90(b)), ratio: median(a) / median(b), target: '≤ 2.0×', met: median(a) <= 2 * median(b) },
+        { what: 'CNI DEL: same chains, reverse order', agent: fmtMs(median(da), p90(da)), baseline: fmtMs(median(db), p90(db)), ratio: median(da) / median(db), target: '≤ 1.5×', met: median(da) <= 1.5 * median(db) },
+      );
+    } else {
+      rows.push(skipped('CNI ADD: bridge+host-local+virt-net-agent (shim → daemon) vs bridge+host-local', '≤ 2.0×', `our plugin's ADD fails: ${oursError}`));
+      rows.push(skipped('CNI DEL: same chains, reverse order', '≤ 1.5×', 'needs ADD'));
+    }
+    // The delivery alone: one VERSION answered through shim → daemon, and by the fallback executable, vs a Go plugin.
+    const version = (file: string, extra: Record<string, string>) => async (): Promise<number> => {
+      const r = await execPlugin(scope, file, { CNI_COMMAND: 'VERSION', ...extra }, '');
+      if (r.code !== 0) throw new Error(`${file} VERSION exited ${String(r.code)}: ${r.stdout}`);
+      return r.ms;
+    };
+    const v = await interleave(
+      [
+        { name: 'shim', run: version(SHIM, { VIRT_NET_AGENT_CNI_SOCKET: daemon.socket }) },
+        { name: 'fallback', run: version(SHIM, { VIRT_NET_AGENT_CNI_SOCKET: join(dir, 'no-daemon.sock') }) },
+        { name: 'bridge', run: version(join(REFERENCE, 'bridge'), {}) },
+      ],
+      Math.max(env.rounds, 15),
+    );
+    const [vs, vf, vb] = [v.get('shim') ?? [], v.get('fallback') ?? [], v.get('bridge') ?? []];
+    rows.push(
+      { what: 'CNI VERSION: shim → cni-daemon vs the bridge plugin (process start + answer)', agent: fmtMs(median(vs), p90(vs)), baseline: fmtMs(median(vb), p90(vb)), ratio: median(vs) / median(vb), target: '≤ 2.0×', met: median(vs) <= 2 * median(vb) },
+      { what: 'CNI VERSION: no daemon, shim → fallback executable (node SEA) vs the bridge plugin', agent: fmtMs(median(vf), p90(vf)), baseline: fmtMs(median(vb), p90(vb)), ratio: median(vf) / median(vb), target: 'informational', met: null },
+    );
+    return rows;
+  } finally {
+    await daemon.stop();
+    scope.close();
+    await deleteNetns(node.name);
+  }
+}
