@@ -7,7 +7,6 @@ import { bridgeDhcpAddressing, buildDhcpV4Plan } from './dhcp-config.js';
 import type { Binding, BindingInput, BindingSlice } from './binding.js';
 import {
   firstGlobalIpv4,
-  globalAddresses,
   guestHostname,
   linkStateOf,
   orderedPodIps,
@@ -76,7 +75,9 @@ export function bridgeLinks(input: BindingInput, identity: PodIdentity, bridgeAd
       name: podIface,
       mac: identity.mac,
       mtu: identity.mtu,
-      addresses: [...globalAddresses(identity.ipv4), ...globalAddresses(identity.ipv6)],
+      // Every address the pod NIC had, link-local ones too (KubeVirt's dummy takes the NIC's IPv4 and IPv6 as read): on a
+      // pod NIC without IPv4, its IPv6 link-local address is all that identifies it.
+      addresses: [...identity.ipv4, ...identity.ipv6],
       up: false,
     },
   ];
@@ -113,9 +114,10 @@ export const bridgeBinding: Binding = {
           })
         : null;
 
-    // The pod cache (status IPs) keeps the first global IPv4 and IPv6 of every bridged interface, primary or not;
-    // only the DHCP cache drops IPv6 (netpod discover.go storePodInterfaceData).
-    const podIps = orderedPodIps(identity.ipv4, identity.ipv6, ctx);
+    // The pod cache (status IPs) keeps only the first global IPv4: the bridge binding serves no DHCPv6, so the pod's
+    // IPv6 never reaches the guest, and KubeVirt drops it before storePodInterfaceData (netpod discover.go, 2026) so the
+    // guest agent's IPv6, when there is one, is reported instead. An IPv6-only pod NIC reports no status IPs.
+    const podIps = orderedPodIps(identity.ipv4, [], ctx);
     return {
       binding: 'bridge',
       podInterface: podIface,

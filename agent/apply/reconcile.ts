@@ -37,8 +37,11 @@ export function pinnedBridgeMac(bridgeName: string, seed: string): string {
   return macFromSeed(`virt-net-agent/${bridgeName}/${seed}`);
 }
 
-/** IPv6 link-local addresses are the kernel's; they are neither planned nor removed. */
-export function isKernelManagedAddress(address: AddressInfo): boolean {
+/**
+ * IPv6 link-local addresses are the kernel's: it adds one to every link that comes up. They are never removed, and
+ * count as present when a step plans one (the identity keeper, which stays down, is given the pod NIC's explicitly).
+ */
+export function isKernelManagedAddress(address: Pick<AddressInfo, 'family' | 'cidr'>): boolean {
   return address.family === 6 && /^fe[89ab][0-9a-f]:/i.test(address.cidr);
 }
 
@@ -51,7 +54,10 @@ interface ModelLink {
   up: boolean;
   master: string | null;
   learning: boolean | null;
+  /** Addresses we manage (IPv6 link-local ones excluded). */
   addresses: string[];
+  /** IPv6 link-local addresses on the link. */
+  linkLocal: string[];
   readonly tun: LinkInfo['tun'];
 }
 
@@ -73,6 +79,7 @@ class Model {
       addresses: snapshot.addresses
         .filter((address) => address.index === link.index && !isKernelManagedAddress(address))
         .map((address) => address.cidr),
+      linkLocal: snapshot.addresses.filter((address) => address.index === link.index && isKernelManagedAddress(address)).map((address) => address.cidr),
       tun: link.tun,
     }));
   }
@@ -85,8 +92,8 @@ class Model {
     return this.links.find((link) => link.index === index);
   }
 
-  add(link: Omit<ModelLink, 'index' | 'tun' | 'learning' | 'master' | 'addresses'>): ModelLink {
-    const created: ModelLink = { ...link, index: null, tun: null, learning: null, master: null, addresses: [] };
+  add(link: Omit<ModelLink, 'index' | 'tun' | 'learning' | 'master' | 'addresses' | 'linkLocal'>): ModelLink {
+    const created: ModelLink = { ...link, index: null, tun: null, learning: null, master: null, addresses: [], linkLocal: [] };
     this.links.push(created);
     return created;
   }
@@ -130,10 +137,12 @@ function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: Ke
     for (const cidr of link.addresses.filter((current) => !step.addresses?.includes(current))) {
       actions.push({ do: 'delete-address', link: link.name, cidr });
     }
-    for (const cidr of step.addresses.filter((wanted) => !link.addresses.includes(wanted))) {
+    for (const cidr of step.addresses.filter((wanted) => !link.addresses.includes(wanted) && !link.linkLocal.includes(wanted))) {
       actions.push({ do: 'add-address', link: link.name, cidr });
     }
-    link.addresses = [...step.addresses];
+    const isLinkLocal = (cidr: string): boolean => isKernelManagedAddress({ family: cidr.includes(':') ? 6 : 4, cidr });
+    link.addresses = step.addresses.filter((cidr) => !isLinkLocal(cidr));
+    link.linkLocal = [...new Set([...link.linkLocal, ...step.addresses.filter(isLinkLocal)])];
   }
   if (step.master !== undefined && link.master !== step.master) {
     actions.push({ do: 'set-link', link: link.name, master: step.master });

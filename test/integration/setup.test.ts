@@ -114,6 +114,7 @@ describe.skipIf(!netnsAvailable())('setup and teardown on a CNI-built pod', { ti
         const { vmi, stateDir } = files(binding);
         const common = ['--vmi', vmi, '--netns', cni.pod.path, '--state-dir', stateDir, '--resolv-conf', '/dev/null', '--hostname', 'testvmi'];
         const before = await dump(cni.pod);
+        const podNicLinkLocal = (await cni.pod.execOk(['ip', '-o', '-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'])).stdout;
 
         const first = await agent(['setup', ...common]);
         expect(first.stderr).toBe('');
@@ -129,6 +130,11 @@ describe.skipIf(!netnsAvailable())('setup and teardown on a CNI-built pod', { ti
           expect(byName('eth0-nic')?.['master']).toBe('k6t-eth0');
           expect(byName('eth0-nic')?.['address']).toBe(byName('k6t-eth0')?.['address']);
           expect(byName('eth0')?.['address']).toBe(cni.attachments[0]?.mac); // the identity keeper
+          // The keeper holds the pod NIC's addresses, its IPv6 link-local one included (KubeVirt's dummy does).
+          const linkLocalBefore = /inet6 (fe80::[0-9a-f:]+\/64)/.exec(podNicLinkLocal)?.[1];
+          expect(linkLocalBefore).toBeDefined();
+          const keeperAddresses = (await cni.pod.execOk(['ip', '-o', 'addr', 'show', 'dev', 'eth0'])).stdout;
+          expect(keeperAddresses).toContain(`inet6 ${linkLocalBefore ?? ''}`);
         } else {
           expect(byName('k6t-eth0')?.['address']).toBe('02:00:00:00:00:00');
           expect((await cni.pod.execOk(['nft', '-s', 'list', 'chain', 'ip', 'nat', 'KUBEVIRT_PREINBOUND'])).stdout).toContain('tcp dport 80 counter dnat to 10.0.2.2');
