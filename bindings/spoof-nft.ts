@@ -72,7 +72,9 @@ function guardRules(guard: SpoofGuard): string[] {
     ipv4.length === 0 ? `${tap} ether type ip ${drop('source IPv4')}` : `${tap} ether type ip ip saddr != ${anySet(ipv4)} ${drop('source IPv4')}`,
   );
   rules.push(`${tap} ether type ip6 ip6 saddr != ${anySet(['::', 'fe80::/10', ...ipv6])} ${drop('source IPv6')}`);
-  rules.push(`${tap} ether type != { arp, ip, ip6 } ${drop('EtherType')}`);
+  // 0x8035 (RARP): QEMU's announce-self on the migration target (five frames from the guest MAC, checked above) that
+  // tells the switches where the guest now is; nothing in the pod answers RARP.
+  rules.push(`${tap} ether type != { arp, ip, ip6, 0x8035 } ${drop('EtherType')}`);
   return rules;
 }
 

@@ -11,10 +11,11 @@ import { netnsAvailable } from '../helpers/netns.js';
 import { datapathRows } from './rows-datapath.js';
 import { dhcpRows } from './rows-dhcp.js';
 import { cniRows } from './rows-cni.js';
+import { migrationRows } from './rows-migration.js';
 import { coldRows, scaleRows, setupRows, type BenchEnv } from './rows-setup.js';
 import { renderMarkdown, renderText, skipped, type Row } from './table.js';
 
-const GROUPS = ['setup', 'cold', 'scale', 'datapath', 'dhcp', 'cni'] as const;
+const GROUPS = ['setup', 'cold', 'scale', 'datapath', 'dhcp', 'cni', 'migration'] as const;
 type Group = (typeof GROUPS)[number];
 
 async function main(): Promise<number> {
@@ -43,6 +44,7 @@ async function main(): Promise<number> {
       datapath: () => datapathRows(env, iperfSeconds),
       dhcp: () => dhcpRows(env, Number(values['dhcp-exchanges'] ?? '10000')),
       cni: () => cniRows(env),
+      migration: () => migrationRows(env),
     };
     for (const group of only) {
       if (!netnsAvailable()) {

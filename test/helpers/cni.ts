@@ -75,6 +75,14 @@ export interface CniPodOptions {
   /** MTU of the pod network (bridge plugin "mtu"); plugin default 1500. */
   readonly mtu?: number;
   readonly secondaries?: readonly CniSecondary[];
+  /**
+   * Attach to this node netns (its cni0) instead of a new one: several pods on one node, as a migration needs. The
+   * node is then the caller's to delete; cleanup deletes only the pod.
+   */
+  readonly node?: Netns;
+  /** host-local range bounds for eth0's IPv4 (e.g. the same address twice: a sticky pod IP as OVN-Kubernetes keeps). */
+  readonly rangeStart?: string;
+  readonly rangeEnd?: string;
 }
 
 export interface CniAttachment {
@@ -139,7 +147,7 @@ export async function makeCniPod(options: CniPodOptions = {}): Promise<CniPod> {
         }
       }
     }
-    for (const ns of [pod, node]) {
+    for (const ns of [pod, options.node === undefined ? node : undefined]) {
       if (ns === undefined) continue;
       try {
         await deleteNetns(ns.name);
@@ -154,12 +162,13 @@ export async function makeCniPod(options: CniPodOptions = {}): Promise<CniPod> {
   };
 
   try {
-    node = await makeNetns('cninode');
+    node = options.node ?? (await makeNetns('cninode'));
     pod = await makeNetns('cnipod');
     const attachments: CniAttachment[] = [];
 
     const podCidr = options.podCidr ?? '10.244.0.0/24';
-    const ranges: { subnet: string }[][] = [[{ subnet: podCidr }]];
+    const bounds = { ...(options.rangeStart !== undefined ? { rangeStart: options.rangeStart } : {}), ...(options.rangeEnd !== undefined ? { rangeEnd: options.rangeEnd } : {}) };
+    const ranges: { subnet: string }[][] = [[{ subnet: podCidr, ...bounds }]];
     const routes: { dst: string }[] = [{ dst: '0.0.0.0/0' }];
     if (options.podCidr6 !== undefined) {
       ranges.push([{ subnet: options.podCidr6 }]);

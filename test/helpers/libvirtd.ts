@@ -16,6 +16,8 @@ export interface Libvirtd {
   /** qemu:///system?socket=… (the private socket). */
   readonly uri: string;
   readonly dir: string;
+  /** The host path that this libvirtd (and its qemu) see as /var/lib/libvirt. */
+  readonly libDir: string;
   readonly logFile: string;
   /** Kills leftover qemu processes (from their pid files), stops libvirtd, removes the temp dir. Safe to call twice. */
   stop(): Promise<void>;
@@ -82,9 +84,11 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
 }
 
 /** Starts libvirtd in `pod` and waits until its socket answers (including the first-connection QEMU probe). */
-export async function startLibvirtd(pod: Netns, opts: { readyTimeoutMs?: number } = {}): Promise<Libvirtd> {
+export async function startLibvirtd(pod: Netns, opts: { readyTimeoutMs?: number; hostUuid?: string } = {}): Promise<Libvirtd> {
   const dir = mkdtempSync(join(tmpdir(), 'vna-libvirtd-'));
   const etc = privateConfig(dir);
+  // Migration refuses a target with the source's host UUID; without DMI each start picks a random one, so pin it.
+  if (opts.hostUuid !== undefined) appendFileSync(join(etc, 'libvirtd.conf'), `\nhost_uuid = "${opts.hostUuid}"\n`);
   for (const sub of ['run', 'lib', 'log']) mkdirSync(join(dir, sub), { recursive: true });
   mkdirSync(CAPS_CACHE, { recursive: true });
   const logFile = join(dir, 'libvirtd.log');
@@ -129,7 +133,7 @@ export async function startLibvirtd(pod: Netns, opts: { readyTimeoutMs?: number 
     } finally {
       await client.close();
     }
-    return { uri, dir, logFile, stop };
+    return { uri, dir, libDir: join(dir, 'lib'), logFile, stop };
   } catch (err) {
     const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-1500) : '';
     await stop();

@@ -87,7 +87,7 @@ describe('spoof protection: what each guard allows', () => {
       'iifname "tap0" ether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept',
       'iifname "tap0" ether type ip ip saddr != 10.0.2.2 counter drop comment "spoof default: source IPv4"',
       'iifname "tap0" ether type ip6 ip6 saddr != { ::, fe80::/10, fd10:0:2::2 } counter drop comment "spoof default: source IPv6"',
-      'iifname "tap0" ether type != { arp, ip, ip6 } counter drop comment "spoof default: EtherType"',
+      'iifname "tap0" ether type != { arp, ip, ip6, 0x8035 } counter drop comment "spoof default: EtherType"',
     ]);
   });
 
