@@ -29,6 +29,9 @@ done
 # shellcheck source=scripts/image-env.sh
 . scripts/image-env.sh
 CACHE=$VNA_IMAGE_CACHE
+# One build at a time per cache (worktrees share .cache/; a second run waits, then finds everything cached).
+exec 9>"$CACHE/build.lock"
+flock 9
 log() { echo "build-image.sh: $*" >&2; }
 
 # --- 1. The base: Debian 12 minbase + what the agent runs at run time -------------------------------------------------

@@ -10,7 +10,7 @@ VNA_IMAGE_CACHE=$(cd "$VNA_IMAGE_CACHE" && pwd -P)
 export VNA_IMAGE_CACHE
 
 # runroot holds locks and mount state: kept next to graphroot so one cache folder is one self-contained store.
-cat > "$VNA_IMAGE_CACHE/storage.conf.new" <<EOF
+cat > "$VNA_IMAGE_CACHE/storage.conf.new.$$" <<EOF
 # Written by scripts/image-env.sh: the private store of virt-net-agent's image builds and test containers.
 [storage]
 driver = "overlay"
@@ -19,7 +19,7 @@ runroot = "$VNA_IMAGE_CACHE/storage/run"
 EOF
 # crun 1.8 (Debian 12) refuses hosts whose cgroup v2 hierarchy holds a controller next to v1 ("hybrid mode not
 # supported"); runc handles them. Events go to a file: there is no journald to log to.
-cat > "$VNA_IMAGE_CACHE/containers.conf.new" <<EOF
+cat > "$VNA_IMAGE_CACHE/containers.conf.new.$$" <<EOF
 # Written by scripts/image-env.sh.
 [engine]
 runtime = "runc"
@@ -28,7 +28,7 @@ events_logger = "file"
 events_logfile_path = "$VNA_IMAGE_CACHE/storage/events.log"
 EOF
 for f in storage.conf containers.conf; do
-  if cmp -s "$VNA_IMAGE_CACHE/$f.new" "$VNA_IMAGE_CACHE/$f"; then rm -f "$VNA_IMAGE_CACHE/$f.new"; else mv "$VNA_IMAGE_CACHE/$f.new" "$VNA_IMAGE_CACHE/$f"; fi
+  if cmp -s "$VNA_IMAGE_CACHE/$f.new.$$" "$VNA_IMAGE_CACHE/$f"; then rm -f "$VNA_IMAGE_CACHE/$f.new.$$"; else mv -f "$VNA_IMAGE_CACHE/$f.new.$$" "$VNA_IMAGE_CACHE/$f"; fi
 done
 export CONTAINERS_STORAGE_CONF=$VNA_IMAGE_CACHE/storage.conf
 export CONTAINERS_CONF=$VNA_IMAGE_CACHE/containers.conf

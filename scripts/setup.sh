@@ -8,7 +8,7 @@ PACKAGES=(
   nftables iproute2 libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   libvirt-dev qemu-system-x86 passt busybox-static dnsmasq udhcpc isc-dhcp-client iperf3 tcpdump
   libxml2-utils cpio kea-admin containernetworking-plugins file libcap2-bin
-  g++ make python3 gcc libc6-dev podman buildah crun mmdebstrap
+  g++ make python3 gcc libc6-dev podman buildah crun mmdebstrap runc
 )
 
 if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then

@@ -123,6 +123,20 @@ describe.skipIf(!enabled)('the image (scripts/build-image.sh), run by podman as 
     expect(denied.stderr).toMatch(/exec \/usr\/local\/bin\/node: operation not permitted/);
   });
 
+  it("node's file capability is in the image: dropped from root to 107 with nothing inherited (setpriv), node still has NET_BIND_SERVICE", async () => {
+    // podman hands an added capability to a non-root process itself; runtimes that leave it only in the bounding set
+    // rely on the file capability, as here: setuid(107) clears the permitted set, exec of node raises it again.
+    const status = await podman([
+      'run', '--rm', ...runFlags, '--network', 'none', '--user', '0:0', '--cap-drop', 'all', '--cap-add', 'NET_BIND_SERVICE,SETUID,SETGID,SETPCAP',
+      '--entrypoint', 'setpriv', IMAGE, '--reuid=107', '--regid=107', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all,+net_bind_service',
+      'node', '-e', "process.stdout.write(require('fs').readFileSync('/proc/self/status', 'utf8'))",
+    ]);
+    expect(status.stderr).toBe('');
+    expect(/^Uid:\s+(\d+)/m.exec(status.stdout)?.[1]).toBe('107');
+    expect(/^CapInh:\s+(\w+)/m.exec(status.stdout)?.[1]).toBe('0000000000000000');
+    expect(/^CapEff:\s+(\w+)/m.exec(status.stdout)?.[1]).toBe('0000000000000400');
+  });
+
   it('a second build-image.sh run is a no-op: same image id', async () => {
     const again = await run(['env', 'VNA_SKIP_BUILD=1', `VNA_IMAGE_NAME=${IMAGE}`, 'scripts/build-image.sh'], { timeoutMs: 600_000 });
     expect(again.code).toBe(0);
