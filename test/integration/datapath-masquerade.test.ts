@@ -86,7 +86,7 @@ describe.skipIf(!netnsAvailable())('masquerade data path (dual stack)', { timeou
     // KubeVirt installs the same ip6 output DNAT + POSTINBOUND SNAT, but IPv6 has no route_localnet: the guest's reply,
     // de-NATed back to ::1, arrives on k6t-eth0 and the kernel drops a loopback destination on a non-loopback device.
     // The rule matches (its counter moves) and the connection times out; a change here means the kernel or the
-    // ruleset changed, and the known limitation should be revisited (README, "Differences from KubeVirt").
+    // ruleset changed, and the known limitation should be revisited (docs/kubevirt-differences.md).
     expect(await probe(cni.pod, '::1', 80, { timeoutMs: 3000 })).toBe('TIMEOUT');
     const output = (await cni.pod.execOk(['nft', 'list', 'chain', 'ip6', 'nat', 'output'])).stdout;
     const hits = /ip6 daddr ::1 tcp dport 80 counter packets (\d+)/.exec(output);
