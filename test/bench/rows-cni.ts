@@ -82,7 +82,7 @@ export async function cniRows(env: BenchEnv): Promise<Row[]> {
   try {
     const bridge = { type: 'bridge', bridge: 'cnibench0', isGateway: true, ipMasq: false, ipam: { type: 'host-local', dataDir: join(dir, 'ipam'), ranges: [[{ subnet: '10.250.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] } };
     const reference: Chain = { name: 'benchnet', cniVersion: '1.0.0', plugins: [bridge] };
-    const ours: Chain = { name: 'benchnet', cniVersion: '1.0.0', plugins: [bridge, { type: 'virt-net-agent', binding: 'masquerade' }] };
+    const ours: Chain = { name: 'benchnet', cniVersion: '1.0.0', plugins: [bridge, { type: 'virt-net-agent', binding: 'masquerade', stateDir: join(dir, 'state') }] };
     const baseEnv = (pod: Netns, id: string): Record<string, string> => ({
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
       CNI_CONTAINERID: id,

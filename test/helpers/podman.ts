@@ -107,6 +107,7 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
   const podman = (args: readonly string[], timeoutMs = 120_000): Promise<ExecResult> =>
     run(['env', `CONTAINERS_CONF=${conf}`, 'nsenter', `--net=${node.path}`, 'unshare', '-m', '--propagation', 'unchanged', 'sh', '-c', inner, 'sh', 'podman', ...storage, ...args], { timeoutMs });
   const names = new Set<string>();
+  const networks = new Set<string>();
 
   const self: Podman = {
     dir,
@@ -116,6 +117,7 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
     rootfs,
     podman,
     addNetwork(name, plugins) {
+      networks.add(name);
       writeFileSync(join(confDir, `${name}.conflist`), JSON.stringify({ cniVersion: '1.0.0', name, plugins }, null, 2));
     },
     async runContainer(name, network) {
@@ -140,6 +142,8 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
     },
     async cleanup() {
       for (const name of names) await podman(['rm', '-f', '-t', '0', name]);
+      // A test that failed half-way may leave libcni's cache entries of its networks behind: never leak them.
+      if (existsSync(CNI_CACHE)) for (const f of readdirSync(CNI_CACHE)) if ([...networks].some((n) => f.startsWith(`${n}-`))) rmSync(join(CNI_CACHE, f), { force: true });
       await deleteNetns(node.name);
       rmSync(dir, { recursive: true, force: true });
     },
@@ -149,13 +153,15 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 
 /**
  * What a runtime does for CNI CHECK (libcni's CheckNetworkList): each plugin of the conflist in order, with the
- * cached result as prevResult, in the node netns. Resolves with the first failure, or the last success.
+ * cached result as prevResult, in the node netns. Resolves with the first failure, or the last success. `only`
+ * restricts it to the plugins of that type.
  */
-export async function checkChain(p: Podman, entry: CniCacheEntry): Promise<ExecResult & { plugin: string }> {
+export async function checkChain(p: Podman, entry: CniCacheEntry, only?: string): Promise<ExecResult & { plugin: string }> {
   const list = JSON.parse(Buffer.from(entry.config, 'base64').toString('utf8')) as { cniVersion: string; name: string; plugins: ({ type: string } & Record<string, unknown>)[] };
   const sandbox = entry.result.interfaces?.find((i) => i.sandbox !== undefined)?.sandbox ?? '';
   let last: ExecResult & { plugin: string } = { code: 0, stdout: '', stderr: '', plugin: '' };
   for (const plugin of list.plugins) {
+    if (only !== undefined && plugin.type !== only) continue;
     const conf = { ...plugin, cniVersion: list.cniVersion, name: list.name, prevResult: entry.result };
     const env = [
       'CNI_COMMAND=CHECK',
