@@ -6,7 +6,7 @@
 // runtimeConfig.portMappings' container ports) and runs runSetup / runTeardown in CNI_NETNS. State lives per
 // attachment under `stateDir` (default /var/run/virt-net-agent/cni/<network>-<container id>-<ifname>).
 import { existsSync } from 'node:fs';
-import { cniError, SUPPORTED_CNI_VERSIONS, type CniEnvironment, type CniOutcome } from './invocation.js';
+import { cniError, SUPPORTED_CNI_VERSIONS, type CniEnvironment, type CniOutcome } from './spec.js';
 
 export const DEFAULT_CNI_STATE_ROOT = '/var/run/virt-net-agent/cni';
 
