@@ -160,7 +160,11 @@ export async function runTeardown(
   stateDir.lock();
   try {
     const state = stateDir.read();
-    if (!state) return { actions: [], writes: 0, hadState: false };
+    if (!state) {
+      // Nothing to undo; the folder lock() just made goes too, so DEL-like repeats leave nothing behind.
+      stateDir.remove();
+      return { actions: [], writes: 0, hadState: false };
+    }
     const snapshot = await takeSnapshot(driver, Object.keys(state.sysctlsBefore), null, state);
     const actions = teardownActions(state, snapshot);
     if (request.dryRun) return { actions, writes: 0, hadState: true };

@@ -1,5 +1,5 @@
 // The per-VMI state dir: what setup found and made (written atomically), and a lock serialising invocations.
-import { chownSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chownSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { AgentError } from '../plan/errors.js';
@@ -97,15 +97,35 @@ export class StateDir {
     return join(this.dir, 'state.json');
   }
 
-  /** Blocks until no other invocation for this VMI holds the lock (released on exit, even a crash). */
+  private get lockPath(): string {
+    return join(this.dir, 'lock');
+  }
+
+  /**
+   * Blocks until no other invocation for this VMI holds the lock (released on exit, even a crash). A teardown removes
+   * the folder, lock file included, while it holds the lock; an invocation that was waiting then holds a lock on a
+   * file that is gone, so it takes the lock again on the file now at the path (the same inode proves it is that one).
+   */
   lock(): void {
-    this.ensureDir();
-    const fd = openSync(join(this.dir, 'lock'), 'a');
-    if (flock(fd, LOCK_EX) !== 0) {
+    for (;;) {
+      this.ensureDir();
+      const fd = openSync(this.lockPath, 'a');
+      if (flock(fd, LOCK_EX) !== 0) {
+        closeSync(fd);
+        throw new AgentError('--state-dir', `cannot lock ${this.dir}`);
+      }
+      let atPath: number | null = null;
+      try {
+        atPath = statSync(this.lockPath).ino;
+      } catch {
+        // Removed by the teardown that held the lock: take it again.
+      }
+      if (atPath === fstatSync(fd).ino) {
+        this.lockFd = fd;
+        return;
+      }
       closeSync(fd);
-      throw new AgentError('--state-dir', `cannot lock ${this.dir}`);
     }
-    this.lockFd = fd;
   }
 
   unlock(): void {
@@ -148,7 +168,18 @@ export class StateDir {
     renameSync(temporary, this.statePath);
   }
 
+  /**
+   * Removes the VMI's folder: the state, then (still holding the lock, see lock()) the lock file and the folder
+   * itself. Anything else someone put in the folder keeps it in place.
+   */
   remove(): void {
     rmSync(this.statePath, { force: true });
+    if (this.lockFd === null) return;
+    rmSync(this.lockPath, { force: true });
+    try {
+      rmdirSync(this.dir);
+    } catch {
+      // Not empty: another file lives here; the folder stays.
+    }
   }
 }

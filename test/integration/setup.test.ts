@@ -1,7 +1,7 @@
 // setup/teardown on real CNI-built pods: converges, re-runs with zero writes, survives a crash after any write,
 // restores the namespace exactly, refuses bad input without changing anything, and carries guest traffic.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -150,10 +150,13 @@ describe.skipIf(!netnsAvailable())('setup and teardown on a CNI-built pod', { ti
         expect(down.stderr).toBe('');
         expect(down.code).toBe(0);
         expect(await dump(cni.pod)).toEqual(before);
+        // The VMI's state folder (state, lock) goes with the plumbing.
+        expect(readdirSync(stateDir)).toEqual([]);
 
         const again = await agent(['teardown', ...common]);
         expect(again.code).toBe(0);
         expect(JSON.parse(again.stdout)).toMatchObject({ hadState: false, writes: 0 });
+        expect(readdirSync(stateDir)).toEqual([]);
       });
     });
 
