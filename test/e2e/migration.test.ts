@@ -16,8 +16,11 @@ const BOOT_TIMEOUT_MS = Number(process.env['VNA_E2E_BOOT_TIMEOUT_MS'] ?? 900_000
 const TEST_TIMEOUT_MS = 3 * BOOT_TIMEOUT_MS;
 const SPOOF = 'virt-net-agent.kubevirt.io/spoof-protection';
 const BRIDGE_MIGRATION = 'kubevirt.io/allow-pod-bridge-network-live-migration';
-/** vna.tick: a console line every second with uptime, MAC and IP; vna.renew: udhcpc renews every 3 s (its T1). */
-const CMDLINE = 'vna.tick=1 vna.renew=3';
+/**
+ * vna.tick: a console line every second with uptime, MAC and IP; vna.renew: udhcpc renews every 3 s (its T1).
+ * clocksource=hpet: TCG's TSC jumps when the guest moves to another QEMU; on it a guest hung after ~10 migrations.
+ */
+const CMDLINE = 'vna.tick=1 vna.renew=3 clocksource=hpet';
 
 const skipReason =
   process.env['VNA_E2E'] === '0' ? 'VNA_E2E=0' : !netnsAvailable() ? 'needs root and ip netns' : (guestMissing() ?? libvirtdMissing());

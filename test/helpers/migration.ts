@@ -260,6 +260,8 @@ export interface MigrateOptions {
   readonly extraArgs?: readonly string[];
   /** Abort the job (virsh domjobabort) once it runs: a migration that fails midway. */
   readonly abort?: boolean;
+  /** QEMU's downtime limit for the final stop-and-copy (virsh migrate-setmaxdowntime; libvirt's default is 300 ms). */
+  readonly maxDowntimeMs?: number;
 }
 
 export interface MigrateResult {
@@ -301,6 +303,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     extra.push('--listen-address', '127.0.0.1');
   }
   proxies.unshift(await backgroundReady(['ip', 'netns', 'exec', o.node.name, process.execPath, PROXY, ...nodeProxy], /proxy listening/, 'the node proxies'));
+  if (o.maxDowntimeMs !== undefined) await virshOk(src.uri, ['migrate-setmaxdowntime', o.domain, String(o.maxDowntimeMs)]);
   const started = Date.now();
   try {
     const migration = virsh(src.uri, ['migrate', '--live', '--p2p', '--verbose', o.domain, `qemu+unix:///system?socket=${LIBVIRT_SOCKET_IN_POD}`, '--xml', dstXml, '--migrateuri', migrateUri, ...extra, ...(o.extraArgs ?? [])]);
