@@ -18,9 +18,10 @@ const SPOOF = 'virt-net-agent.kubevirt.io/spoof-protection';
 const BRIDGE_MIGRATION = 'kubevirt.io/allow-pod-bridge-network-live-migration';
 /**
  * vna.tick: a console line every second with uptime, MAC and IP; vna.renew: udhcpc renews every 3 s (its T1).
- * clocksource=hpet: TCG's TSC jumps when the guest moves to another QEMU; on it a guest hung after ~10 migrations.
+ * The default clocksource: with clocksource=hpet (which the bench uses for its 20 migrations in a row) the migration
+ * back into the first pod once left a target QEMU that libvirt shut down before the guest printed anything.
  */
-const CMDLINE = 'vna.tick=1 vna.renew=3 clocksource=hpet';
+const CMDLINE = 'vna.tick=1 vna.renew=3';
 
 const skipReason =
   process.env['VNA_E2E'] === '0' ? 'VNA_E2E=0' : !netnsAvailable() ? 'needs root and ip netns' : (guestMissing() ?? libvirtdMissing());
