@@ -1,25 +1,62 @@
 // The CNI plugin's entry contract: one invocation (environment + stdin) in, the spec's stdout text and exit code out.
 //
 // Every way the plugin is delivered calls this one function: the `cni` subcommand (a process per invocation), and the
-// resident `cni-daemon` that the /opt/cni/bin shim forwards to. It must therefore be reentrant: it never reads
-// process.env or process.stdin, never calls process.exit, and leaves the calling thread in the netns it found.
-//
-// It answers VERSION, runs ADD/DEL/CHECK through the minimal chained plugin (agent/cni/chained.ts), and reports
-// every other command (STATUS, GC) as not implemented yet (a spec error, code 4); agent/cni/ grows the real commands
-// behind the same signature.
-
-import { cniError, SUPPORTED_CNI_VERSIONS, type CniInvocation, type CniOutcome } from './spec.js';
+// resident `cni-daemon` that the /opt/cni/bin shim forwards to. It is therefore reentrant: it never reads
+// process.env or process.stdin, never calls process.exit, and leaves the calling thread in the netns it found (the
+// kernel is reached through a driver bound to CNI_NETNS, see pod-access.ts). The commands live beside it: config.ts
+// (parse/validate), version.ts, add.ts, del.ts, check.ts, gc.ts, status.ts, result.ts; docs/cni.md describes them.
+import { AgentError, PlanError } from '../plan/errors.js';
+import { KernelError } from '../drivers/kernel-error.js';
+import { parseCommand, parseRequest, type CniRequest } from './config.js';
+import { CNI_CODES, CniSpecError } from './errors.js';
+import { cniError, type CniInvocation, type CniOutcome } from './spec.js';
+import { versionAnswer } from './version.js';
 
 export { cniError, SUPPORTED_CNI_VERSIONS, type CniEnvironment, type CniInvocation, type CniOutcome } from './spec.js';
 
-export async function handleCniInvocation(invocation: CniInvocation): Promise<CniOutcome> {
-  const command = invocation.env['CNI_COMMAND'];
-  if (command === 'VERSION') {
-    return { stdout: `${JSON.stringify({ cniVersion: '1.1.0', supportedVersions: SUPPORTED_CNI_VERSIONS })}\n`, exitCode: 0 };
+/** Busy kernel resources are worth a retry (11); other kernel failures are I/O failures (5). */
+const RETRYABLE = new Set(['EBUSY', 'EAGAIN', 'EINTR']);
+
+function toOutcome(error: unknown, cniVersion: string): CniOutcome {
+  if (error instanceof CniSpecError) return cniError(error.code, error.message, error.details, cniVersion);
+  if (error instanceof KernelError) {
+    const code = error.code !== null && RETRYABLE.has(error.code) ? CNI_CODES.tryAgainLater : CNI_CODES.ioFailure;
+    return cniError(code, error.oneLine(), undefined, cniVersion);
   }
-  if (command === undefined || command === '') return cniError(4, 'CNI_COMMAND: missing');
-  // ADD/DEL/CHECK of the chained role, minimal for now (agent/cni/chained.ts); loaded only when needed.
-  const chained = await (await import('./chained.js')).runChained(command, invocation.env, invocation.stdin);
-  if (chained !== undefined) return chained;
-  return cniError(4, `CNI_COMMAND: ${command} not implemented yet`);
+  if (error instanceof PlanError) return cniError(CNI_CODES.invalidConfig, error.oneLine(), undefined, cniVersion);
+  if (error instanceof AgentError) return cniError(error.exitCode === 2 ? CNI_CODES.invalidConfig : CNI_CODES.ioFailure, error.oneLine(), undefined, cniVersion);
+  const message = error instanceof Error ? error.message : String(error);
+  return cniError(CNI_CODES.ioFailure, `internal error: ${message}`, error instanceof Error ? error.stack : undefined, cniVersion);
+}
+
+/** The command modules load on first use: VERSION (and the daemon's start) stay cheap. */
+async function run(request: CniRequest): Promise<string> {
+  switch (request.command) {
+    case 'ADD':
+      if (request.conf.logicNetworkName !== null) return (await import('./binding-plugin.js')).bindingPluginAdd(request);
+      return (await import('./add.js')).chainedAdd(request, request.conf.binding ?? 'masquerade');
+    case 'DEL':
+      return (await import('./del.js')).cniDel(request);
+    case 'CHECK':
+      return (await import('./check.js')).cniCheck(request);
+    case 'GC':
+      return (await import('./gc.js')).cniGc(request);
+    case 'STATUS':
+      return (await import('./status.js')).cniStatus();
+    case 'VERSION':
+      return versionAnswer();
+  }
+}
+
+export async function handleCniInvocation(invocation: CniInvocation): Promise<CniOutcome> {
+  let cniVersion = '1.1.0';
+  try {
+    const command = parseCommand(invocation.env);
+    if (command === 'VERSION') return { stdout: versionAnswer(), exitCode: 0 };
+    const request = parseRequest(invocation.env, invocation.stdin, command);
+    cniVersion = request.conf.cniVersion;
+    return { stdout: await run(request), exitCode: 0 };
+  } catch (error) {
+    return toOutcome(error, cniVersion);
+  }
 }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { handleCniInvocation } from '../../agent/cni/invocation.js';
 
 const ENV = { CNI_CONTAINERID: 'c1', CNI_NETNS: '/nonexistent/netns', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
-const CONF = { cniVersion: '1.0.0', name: 'net', type: 'virt-net-agent', prevResult: { cniVersion: '1.0.0', interfaces: [] } };
+const CONF = { cniVersion: '1.0.0', name: 'net', type: 'virt-net-agent', prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', sandbox: '/nonexistent/netns' }] } };
 
 async function code(command: string, stdin: string, env: Record<string, string> = ENV): Promise<{ code: number; msg: string; exit: number }> {
   const r = await handleCniInvocation({ env: { ...env, CNI_COMMAND: command }, stdin });
@@ -24,10 +24,10 @@ describe('chained ADD/CHECK input', () => {
     expect(await code('CHECK', JSON.stringify(CONF), { ...ENV, CNI_NETNS: '' })).toMatchObject({ code: 4, msg: expect.stringContaining('CNI_NETNS') });
   });
 
-  it('a missing netns on ADD is a spec error (100) naming it, not a crash', async () => {
+  it('a missing netns on ADD is a spec error (4, invalid environment) naming it, not a crash', async () => {
     const r = await handleCniInvocation({ env: { ...ENV, CNI_COMMAND: 'ADD' }, stdin: JSON.stringify({ ...CONF, stateDir: '/tmp/vna-unit-never' }) });
     expect(r.exitCode).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({ code: 100 });
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 4, msg: expect.stringMatching(/^CNI_NETNS: /) });
     expect(r.stdout).toContain('/nonexistent/netns');
   });
 });

@@ -1,0 +1,75 @@
+// CNI ADD, role 1 (chained): plumb the pod NIC from prevResult with the configured binding via runSetup, record, answer.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runSetup } from '../apply/setup.js';
+import type { CniRequest, ChainedBinding } from './config.js';
+import { attachmentDir, attachmentKey, readAttachment, removeAttachment, resolvConfText, writeAttachment } from './attachment.js';
+import { chainedResult } from './chained-result.js';
+import { CNI_CODES, CniSpecError } from './errors.js';
+import { attachmentDiscover, openPodDriver, pluginArch } from './pod-access.js';
+import { podNicOf, type PrevResult } from './prev-result.js';
+import { renderResult } from './result.js';
+import { chainedConfig, chainedVmi } from './vmi-input.js';
+
+/** The hostname discovery reports for the guest's DHCP: the Kubernetes pod name when the runtime passes it. */
+export function attachmentHostname(request: CniRequest): string {
+  return request.args['K8S_POD_NAME'] ?? request.containerId.slice(0, 12);
+}
+
+export async function chainedAdd(request: CniRequest, binding: ChainedBinding): Promise<string> {
+  const { conf } = request;
+  const prev: PrevResult | null = conf.prevResult;
+  if (prev === null) {
+    throw new CniSpecError(CNI_CODES.invalidConfig, 'prevResult', 'missing: virt-net-agent is a chained plugin; put it after the primary plugin (e.g. bridge + host-local) in the conflist');
+  }
+  const pod = podNicOf(prev, request.ifname);
+  const key = attachmentKey(conf.name, request.containerId, request.ifname);
+  const dir = attachmentDir(conf.stateDir, key);
+  const fresh = readAttachment(dir) === null && !existsSync(join(dir, 'state.json'));
+  const vmi = chainedVmi(conf, binding, key, request.containerId, request.ifname);
+  const kubevirtConfig = chainedConfig(binding);
+  const driver = openPodDriver(request.netns);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, 'resolv.conf'), resolvConfText(prev.dns));
+    const setup = await runSetup(driver, {
+      vmi,
+      config: kubevirtConfig,
+      phase: 'start',
+      arch: pluginArch(),
+      spoofProtection: conf.spoofProtection,
+      stateRoot: conf.stateDir,
+      discover: attachmentDiscover(dir, attachmentHostname(request)),
+      dryRun: false,
+    });
+    const [error] = setup.plan.errors;
+    if (error !== undefined) {
+      throw new CniSpecError(CNI_CODES.invalidConfig, error.field, error.message, setup.plan.errors.map((e) => `${e.field}: ${e.message}`).join('\n'));
+    }
+    const network = setup.plan.networks[0];
+    if (network === undefined) throw new CniSpecError(CNI_CODES.invalidConfig, 'binding', 'the plan has no network');
+    const links = await driver.listLinks();
+    const body = chainedResult(network, prev, pod.ips, links, request.netns, request.containerId);
+    const result = renderResult(conf.cniVersion, body);
+    writeAttachment(dir, {
+      version: 1,
+      network: conf.name,
+      containerId: request.containerId,
+      ifname: request.ifname,
+      netns: request.netns,
+      role: 'chained',
+      binding,
+      vmi,
+      kubevirtConfig,
+      spoofProtection: conf.spoofProtection,
+      result,
+    });
+    return `${JSON.stringify(result)}\n`;
+  } catch (error) {
+    // Before any kernel write (no state recorded), a failed first ADD leaves no folder behind; after one, DEL needs it.
+    if (fresh && !existsSync(join(dir, 'state.json'))) removeAttachment(dir);
+    throw error;
+  } finally {
+    driver.close();
+  }
+}

@@ -1,0 +1,45 @@
+// CNI CHECK: the pod's kernel state against the plan ADD recorded (a dry-run setup must find nothing to do).
+import { describeAction } from '../apply/kernel-actions.js';
+import { runSetup } from '../apply/setup.js';
+import { attachmentHostname } from './add.js';
+import { attachmentDir, attachmentKey, readAttachment } from './attachment.js';
+import type { CniRequest } from './config.js';
+import { CNI_CODES, CniSpecError } from './errors.js';
+import { attachmentDiscover, openPodDriver, pluginArch } from './pod-access.js';
+import { podNicOf } from './prev-result.js';
+
+export async function cniCheck(request: CniRequest): Promise<string> {
+  const { conf } = request;
+  if (conf.prevResult === null) throw new CniSpecError(CNI_CODES.invalidConfig, 'prevResult', 'missing: CHECK needs the result of ADD');
+  podNicOf(conf.prevResult, request.ifname);
+  const key = attachmentKey(conf.name, request.containerId, request.ifname);
+  const dir = attachmentDir(conf.stateDir, key);
+  const record = readAttachment(dir);
+  if (record === null) {
+    throw new CniSpecError(CNI_CODES.unknownAttachment, 'CNI_CONTAINERID', `no attachment ${request.containerId}/${request.ifname} of network ${conf.name} was added (nothing in ${dir})`);
+  }
+  const driver = openPodDriver(request.netns);
+  try {
+    const setup = await runSetup(driver, {
+      vmi: record.vmi,
+      config: record.kubevirtConfig,
+      phase: 'start',
+      arch: pluginArch(),
+      spoofProtection: record.spoofProtection,
+      stateRoot: conf.stateDir,
+      discover: attachmentDiscover(dir, attachmentHostname(request)),
+      dryRun: true,
+    });
+    if (setup.plan.errors.length > 0) {
+      const text = setup.plan.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+      throw new CniSpecError(CNI_CODES.drift, 'CNI_NETNS', `the pod no longer fits the recorded plan: ${text}`);
+    }
+    if (setup.actions.length > 0) {
+      const drift = setup.actions.map(describeAction);
+      throw new CniSpecError(CNI_CODES.drift, 'CNI_NETNS', `the pod's plumbing drifted from the recorded plan; to restore it: ${drift.join('; ')}`, drift.join('\n'));
+    }
+    return '';
+  } finally {
+    driver.close();
+  }
+}
