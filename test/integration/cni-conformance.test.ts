@@ -153,4 +153,70 @@ describe.skipIf(!netnsAvailable())('CNI conformance: virt-net-agent chained afte
       expect(await readdir(stateDir)).toEqual([]);
     });
   });
+
+  it('masquerade with portMappings, a MAC and the spoof-protection pod annotation (CNI 0.4.0): the pod keeps its IP, nft forwards the container port to 10.0.2.2 and guards the guest MAC', async () => {
+    await withPod(async (cni) => {
+      const before = await dumpNetns(cni.pod);
+      const c = conf(cni, {
+        cniVersion: '0.4.0',
+        binding: 'masquerade',
+        runtimeConfig: {
+          portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+          mac: '02:11:22:33:44:55',
+          'io.kubernetes.cri.pod-annotations': { 'virt-net-agent.kubevirt.io/spoof-protection': 'true' },
+        },
+      });
+      const add = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(c));
+      expect(add.code, add.stdout).toBe(0);
+      const result = add.json as { cniVersion: string; interfaces: { name: string; mac?: string; sandbox?: string }[]; ips: { version?: string; address: string }[] };
+      expect(result.cniVersion).toBe('0.4.0');
+      expect(result.ips.every((ip) => ip.version === '4')).toBe(true);
+      expect(result.interfaces[result.interfaces.length - 1]).toEqual({ name: 'tap0', mac: '02:11:22:33:44:55', sandbox: cni.containerId });
+      expect((await cni.pod.execOk(['ip', '-o', 'addr', 'show', 'eth0'])).stdout).toContain('10.244.0.2/24');
+      const nft = (await cni.pod.execOk(['nft', 'list', 'ruleset'])).stdout;
+      expect(nft).toMatch(/tcp dport 80 .*dnat to 10\.0\.2\.2/);
+      // The pod annotation turned the anti-spoofing guard on for the tap (a bridge-family table, our own).
+      expect(nft).toMatch(/table bridge \S+ \{[^]*02:11:22:33:44:55/);
+      expect((await plugin(cni.node, env(cni, 'CHECK'), JSON.stringify({ ...c, prevResult: add.json }))).code).toBe(0);
+      expect((await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(c))).code).toBe(0);
+      expect(await dumpNetns(cni.pod)).toEqual(before);
+    });
+  });
+
+  it('passt: the guest takes the pod addresses; DEL restores the pod', async () => {
+    await withPod(async (cni) => {
+      const before = await dumpNetns(cni.pod);
+      const c = conf(cni, { binding: 'passt', cniVersion: '1.1.0' });
+      const add = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(c));
+      expect(add.code, add.stdout).toBe(0);
+      const result = add.json as { interfaces: { name: string; sandbox?: string }[]; ips: { address: string; interface: number }[] };
+      const guest = result.interfaces.length - 1;
+      expect(result.interfaces[guest]?.sandbox).toBe(cni.containerId);
+      expect(result.ips).toContainEqual(expect.objectContaining({ address: '10.244.0.2/24', interface: guest }));
+      expect((await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(c))).code).toBe(0);
+      expect(await dumpNetns(cni.pod)).toEqual(before);
+    });
+  });
+
+  it('GC removes the attachments not in cni.dev/valid-attachments and keeps the listed ones; STATUS answers', async () => {
+    await withPod(async (cni) => {
+      const before = await dumpNetns(cni.pod);
+      const add = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(conf(cni)));
+      expect(add.code, add.stdout).toBe(0);
+      const gcEnv = { CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' };
+      const keep = await plugin(cni.node, gcEnv, JSON.stringify({ ...conf(cni, { cniVersion: '1.1.0' }), 'cni.dev/valid-attachments': [{ containerID: cni.containerId, ifname: 'eth0' }] }));
+      expect(keep.code, keep.stdout).toBe(0);
+      expect(await readdir(stateDir)).toHaveLength(1);
+      const other = await plugin(cni.node, gcEnv, JSON.stringify({ ...conf(cni, { cniVersion: '1.1.0', name: 'othernet' }), 'cni.dev/valid-attachments': [] }));
+      expect(other.code, other.stdout).toBe(0);
+      expect(await readdir(stateDir)).toHaveLength(1);
+      const gc = await plugin(cni.node, gcEnv, JSON.stringify({ ...conf(cni, { cniVersion: '1.1.0' }), 'cni.dev/valid-attachments': [] }));
+      expect(gc.code, gc.stdout).toBe(0);
+      expect(await readdir(stateDir)).toEqual([]);
+      expect(await dumpNetns(cni.pod)).toEqual(before);
+      const status = await plugin(cni.node, { CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(conf(cni, { cniVersion: '1.1.0' })));
+      expect(status.code, status.stdout).toBe(0);
+      expect(status.stdout).toBe('');
+    });
+  });
 });
