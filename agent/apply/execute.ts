@@ -62,6 +62,13 @@ export async function executeActions(driver: KernelDriver, actions: readonly Ker
         await driver.deleteLink(await indexOf(action.link));
         indexes.delete(action.link);
         break;
+      case 'delete-links': {
+        const indices: number[] = [];
+        for (const link of action.links) indices.push(await indexOf(link));
+        await driver.deleteLinks(indices);
+        for (const link of action.links) indexes.delete(link);
+        break;
+      }
       case 'write-sysctl':
         driver.writeSysctl(action.name, action.value);
         break;

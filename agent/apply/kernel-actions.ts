@@ -20,6 +20,8 @@ export type KernelAction =
   | { readonly do: 'delete-address'; readonly link: string; readonly cidr: string }
   | { readonly do: 'add-route'; readonly link: string; readonly dst: string; readonly gw?: string; readonly family: 4 | 6 }
   | { readonly do: 'delete-link'; readonly link: string }
+  /** Several links deleted in one kernel batch (teardown). */
+  | { readonly do: 'delete-links'; readonly links: readonly string[] }
   | { readonly do: 'write-sysctl'; readonly name: string; readonly value: string }
   | { readonly do: 'apply-nft'; readonly text: string };
 
@@ -51,6 +53,8 @@ export function describeAction(action: KernelAction): string {
       return `add route ${action.dst}${action.gw ? ` via ${action.gw}` : ''} dev ${action.link}`;
     case 'delete-link':
       return `delete link ${action.link}`;
+    case 'delete-links':
+      return `delete links ${action.links.join(', ')} (one kernel batch)`;
     case 'write-sysctl':
       return `sysctl ${action.name}=${action.value}`;
     case 'apply-nft':

@@ -52,16 +52,20 @@ function restorePodNic(network: NetworkState, snapshot: KernelSnapshot, actions:
 export function teardownActions(state: AgentState, snapshot: KernelSnapshot): KernelAction[] {
   const actions: KernelAction[] = [];
   const deleted = new Set<string>();
-  for (const network of Object.values(state.networks).reverse()) {
+  const networks = Object.values(state.networks).reverse();
+  for (const network of networks) {
     for (const name of [...network.created].reverse()) {
       const link = snapshot.links.find((candidate) => candidate.name === name);
       // Never delete the pod NIC itself: a keeper only exists under its name once the NIC was renamed.
       if (!link || link.index === network.podInterfaceIndex) continue;
-      actions.push({ do: 'delete-link', link: name });
       deleted.add(name);
     }
-    restorePodNic(network, snapshot, actions);
   }
+  // Every link we made goes in one kernel batch (one RCU grace period instead of one per link), before any pod NIC
+  // takes its name back from its keeper. A bridge's ports are released with it.
+  const [only, ...more] = [...deleted];
+  if (only !== undefined) actions.push(more.length === 0 ? { do: 'delete-link', link: only } : { do: 'delete-links', links: [only, ...more] });
+  for (const network of networks) restorePodNic(network, snapshot, actions);
   for (const [name, before] of Object.entries(state.sysctlsBefore)) {
     const current = snapshot.sysctls[name];
     const ofDeletedLink = [...deleted].some((link) => name.includes(`.${link}.`));

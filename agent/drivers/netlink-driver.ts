@@ -21,6 +21,9 @@ export interface NetlinkDriverOptions {
   readonly netns?: NetnsTarget;
 }
 
+/** The link group ("VNA") a teardown tags its links with to delete them in one request; no CNI or kernel default uses it. */
+export const TEARDOWN_LINK_GROUP = 0x564e41;
+
 const SCOPE_NAMES: Readonly<Record<number, AddressInfo['scope']>> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
 
 function macText(bytes: Buffer | null): string {
@@ -174,6 +177,13 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
     },
     async deleteLink(index) {
       await rtnl.deleteLink(index, label(index));
+    },
+    async deleteLinks(indices) {
+      if (indices.length === 1 && indices[0] !== undefined) return rtnl.deleteLink(indices[0], label(indices[0]));
+      // Tag them with our group, then delete the group: links left tagged by a crash in between are ours too, and the
+      // next teardown deletes them the same way.
+      for (const index of indices) await rtnl.setGroup(index, TEARDOWN_LINK_GROUP, label(index));
+      if (indices.length > 0) await rtnl.deleteGroup(TEARDOWN_LINK_GROUP, indices.map(label).join(', '));
     },
     async addAddress(index, cidr) {
       const p = cidrParts(cidr, `netlink: add address to ${label(index)}`);

@@ -30,6 +30,7 @@ const IFLA_IFNAME = 3;
 const IFLA_MTU = 4;
 const IFLA_MASTER = 10;
 const IFLA_LINKINFO = 18;
+const IFLA_GROUP = 27;
 const IFLA_INFO_KIND = 1;
 const IFLA_INFO_DATA = 2;
 const IFLA_INFO_SLAVE_KIND = 4;
@@ -143,6 +144,8 @@ export interface LinkRequest {
   readonly master?: number;
   /** IFLA_LINKINFO → IFLA_INFO_KIND (creating a link). */
   readonly kind?: string;
+  /** IFLA_GROUP: the link's group (RTM_SETLINK), or with no index every link of that group (RTM_DELLINK). */
+  readonly group?: number;
   /** IFLA_LINKINFO → IFLA_INFO_SLAVE_KIND "bridge" → IFLA_INFO_SLAVE_DATA → IFLA_BRPORT_LEARNING. */
   readonly bridgePortLearning?: boolean;
 }
@@ -154,6 +157,7 @@ export function encodeLinkRequest(request: LinkRequest): Buffer {
   if (request.address !== undefined) attrs.push({ type: IFLA_ADDRESS, payload: request.address });
   if (request.mtu !== undefined) attrs.push({ type: IFLA_MTU, payload: u32(request.mtu) });
   if (request.master !== undefined) attrs.push({ type: IFLA_MASTER, payload: u32(request.master) });
+  if (request.group !== undefined) attrs.push({ type: IFLA_GROUP, payload: u32(request.group) });
   const info: Attr[] = [];
   if (request.kind !== undefined) info.push({ type: IFLA_INFO_KIND, payload: cString(request.kind) });
   if (request.bridgePortLearning !== undefined) {

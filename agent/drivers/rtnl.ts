@@ -190,6 +190,15 @@ export class Rtnl {
     await this.call(`delete link ${label}`, RTM_DELLINK, encodeLinkRequest({ index }));
   }
 
+  async setGroup(index: number, group: number, label: string): Promise<void> {
+    await this.setLinkRequest(`set link ${label} group ${group}`, { index, group });
+  }
+
+  /** RTM_DELLINK by group: the kernel unregisters every link of the group in one batch (one RCU grace period). */
+  async deleteGroup(group: number, label: string): Promise<void> {
+    await this.call(`delete links ${label}`, RTM_DELLINK, encodeLinkRequest({ group }));
+  }
+
   async setUp(index: number, up: boolean, label: string): Promise<void> {
     await this.setLinkRequest(`set link ${label} ${up ? 'up' : 'down'}`, { index, up });
   }

@@ -31,6 +31,8 @@ export function ipCommand(action: KernelAction): string | null {
       return `${action.family === 6 ? '-6 ' : ''}route add ${action.dst}${action.gw ? ` via ${action.gw}` : ''} dev ${action.link}`;
     case 'delete-link':
       return `link del ${action.link}`;
+    case 'delete-links':
+      return action.links.map((link) => `link del ${link}`).join('\n');
     case 'write-sysctl':
     case 'apply-nft':
       return null;

@@ -148,9 +148,8 @@ describe('teardownActions', () => {
       nftUpToDate: false,
     };
     expect(teardownActions(state, snapshot)).toEqual([
-      { do: 'delete-link', link: 'eth0' },
-      { do: 'delete-link', link: 'tap0' },
-      { do: 'delete-link', link: 'k6t-eth0' },
+      // One kernel batch for everything setup made, before the NIC takes its name back.
+      { do: 'delete-links', links: ['eth0', 'tap0', 'k6t-eth0'] },
       { do: 'set-link', link: 'eth0-nic', master: null },
       { do: 'set-link', link: 'eth0-nic', up: false },
       { do: 'set-link', link: 'eth0-nic', name: 'eth0' },
