@@ -14,6 +14,8 @@ import { deleteNetns, makeNetns, netnsAvailable, waitFor, type Netns } from '../
 
 const BOOT_TIMEOUT_MS = Number(process.env['VNA_E2E_BOOT_TIMEOUT_MS'] ?? 900_000);
 const TEST_TIMEOUT_MS = 3 * BOOT_TIMEOUT_MS;
+/** After a switchover the guest answers and renews within seconds (T1 is 3 s); a guest that does not is stuck, not slow. */
+const RENEWAL_TIMEOUT_MS = 120_000;
 const SPOOF = 'virt-net-agent.kubevirt.io/spoof-protection';
 const BRIDGE_MIGRATION = 'kubevirt.io/allow-pod-bridge-network-live-migration';
 /**
@@ -101,8 +103,17 @@ async function migrateProbed(m: Migration, from: PodSide, to: PodSide, targets: 
   // The guest answers before the switchover (or the gap would start before the migration).
   await waitForReplies(probe, 20);
   const mig = await migrate({ domain: m.domain, from, to, node, transport });
+  if (!mig.ok) {
+    await probe.stop();
+    throw new Error(`${label}: virsh migrate failed: ${mig.output}`);
+  }
   const after = probe.replies();
-  await waitForReplies(probe, after + 100);
+  try {
+    await waitForReplies(probe, after + 100, RENEWAL_TIMEOUT_MS);
+  } catch (err) {
+    const stopped = await probe.stop();
+    throw new Error(`${label}: ${(err as Error).message} after a successful migration (per target ${JSON.stringify(stopped.perTarget)}); ${await sideState(from, m.domain)}; ${await sideState(to, m.domain)}`);
+  }
   const result = await probe.stop();
   console.log(
     `[e2e migration] ${label}: virsh migrate ${(mig.wallMs / 1000).toFixed(2)} s, qemu downtime ${mig.qemuDowntimeMs ?? '?'} ms, ` +
@@ -111,12 +122,19 @@ async function migrateProbed(m: Migration, from: PodSide, to: PodSide, targets: 
   return { mig, probe: result };
 }
 
-async function waitForReplies(probe: { replies(): number }, n: number): Promise<void> {
-  const deadline = Date.now() + BOOT_TIMEOUT_MS;
+async function waitForReplies(probe: { replies(): number }, n: number, timeoutMs = BOOT_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (probe.replies() < n) {
-    if (Date.now() > deadline) throw new Error(`the probe saw only ${probe.replies()} of ${n} replies`);
+    if (Date.now() > deadline) throw new Error(`the probe saw only ${probe.replies()} of ${n} replies in ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** What a failure message needs from one pod: the domain's state and the last console lines. */
+async function sideState(side: PodSide, domain: string): Promise<string> {
+  const active = await side.domainActive(domain).catch(() => 'unknown');
+  const tail = readConsole(side.consoleFile).trim().split('\n').slice(-5).join(' | ');
+  return `${side.label}: domain active ${String(active)}, console tail: ${tail}`;
 }
 
 /** The guest kept running: no BOOT line in the target console, and its ticks continue the source's count and uptime. */
@@ -138,12 +156,15 @@ async function expectContinuous(fromConsole: string, toConsole: string, mac: str
  * to its default gateway (as with KubeVirt): that unicast is lost and the client falls back to broadcasting.
  */
 async function expectRenewalAcked(to: PodSide, mac: string, ip: string, unicast: boolean): Promise<void> {
+  // The target's serve ACKs a REQUEST (udhcpc renews every 3 s). Waited for in the serve's log, not only in the guest's
+  // console: a renewal the source ACKed just before the switchover can be printed by the guest once it runs on the target.
+  const requests = (): string[] => (to.serve?.output() ?? '').split('\n').filter((l) => l.includes('"msgType":"DHCPREQUEST"') && l.includes(`"mac":"${mac}"`));
+  await waitFor(async () => requests().length > 0, { timeoutMs: RENEWAL_TIMEOUT_MS, intervalMs: 100, what: `a DHCPREQUEST from ${mac} in the target's serve log` });
+  const ack = requests()[0] ?? '';
+  expect(ack).toContain('"reply":"DHCPACK"');
+  expect(ack).toContain(`"address":"${ip}"`);
   const renewed = await waitForGuestLine(to.consoleFile, (l) => l.kind === 'LEASE' && (!unicast || l.fields['event'] === 'renew'), 'a renewal on the target', BOOT_TIMEOUT_MS);
   expect(renewed.fields['ip']).toBe(ip);
-  const acks = (to.serve?.output() ?? '').split('\n').filter((l) => l.includes('"msgType":"DHCPREQUEST"') && l.includes(`"mac":"${mac}"`));
-  expect(acks.length).toBeGreaterThan(0);
-  expect(acks[0]).toContain('"reply":"DHCPACK"');
-  expect(acks[0]).toContain(`"address":"${ip}"`);
   if (unicast) expect(to.serve?.output() ?? '').not.toContain('"msgType":"DHCPDISCOVER"');
 }
 
