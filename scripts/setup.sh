@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   nftables iproute2 libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   libvirt-dev qemu-system-x86 passt busybox-static dnsmasq udhcpc isc-dhcp-client iperf3 tcpdump
-  libxml2-utils cpio kea-admin containernetworking-plugins file libcap2-bin
+  libxml2-utils cpio kea-admin containernetworking-plugins file libcap2-bin openssl
   g++ make python3 gcc libc6-dev podman buildah crun mmdebstrap runc
 )
 

@@ -6,16 +6,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino, type Logger, type LoggerOptions } from 'pino';
-import { startDhcpV4Server } from '../../dhcp/server-v4.js';
-import type { RunningService } from '../../dhcp/service.js';
 import type { Command } from './command.js';
-import { hasErrno } from '../drivers/kernel-error.js';
-import { AgentError, InputError } from '../plan/errors.js';
+import { InputError } from '../plan/errors.js';
 import { enterNetns } from '../apply/netns.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
 import { podTargetFromFlags } from './pod-target.js';
 import { SERVE_NODE_FLAGS, SERVE_REEXEC_ENV, reexecWithServeHeap } from './serve-heap.js';
-import { DEFAULT_STATE_ROOT, StateDir, type AgentState, type NetworkState } from '../apply/state-dir.js';
+import { DEFAULT_STATE_ROOT, StateDir, type AgentState } from '../apply/state-dir.js';
+import { planned, startAll, type ServedNetwork } from './serve-services.js';
 
 const OPTIONS = {
   'state-dir': { type: 'string' },
@@ -43,56 +41,6 @@ Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info; debug also logs ign
              ${SERVE_REEXEC_ENV}=0 keeps node's defaults (no re-exec).
 Exit status: 0 stopped by a signal; 2 bad flags, or no state to serve; 3 a planned bridge is missing; 1 internal error.
 `;
-
-/** A network as serve sees it: its name and what setup recorded for it. */
-export interface ServedNetwork {
-  readonly name: string;
-  readonly state: NetworkState;
-}
-
-/** One kind of per-network service. */
-interface ServiceKind {
-  readonly kind: string;
-  /** The state field that configures it, for error messages (e.g. "dhcp"). */
-  readonly field: string;
-  /** Whether setup planned this service for the network. */
-  planned(network: ServedNetwork): boolean;
-  /** Starts it; called only when planned. */
-  start(network: ServedNetwork, logger: Logger): Promise<RunningService>;
-  /** For a service serve can do without: why this failure only skips it (a warning), or null when it is fatal. */
-  skippable?(err: unknown): string | null;
-}
-
-/**
- * Every service serve can run, in start order. The IPv6 services are imported only when a network plans them, so
- * an IPv4-only pod never loads (or depends on) their raw-socket code.
- */
-const SERVICE_KINDS: readonly ServiceKind[] = [
-  {
-    kind: 'dhcpv4',
-    field: 'dhcp',
-    planned: (network) => Boolean(network.state.dhcp),
-    start: (network, logger) => startDhcpV4Server(network.state.dhcp!, logger),
-  },
-  {
-    kind: 'dhcpv6',
-    field: 'dhcpv6',
-    planned: (network) => Boolean(network.state.dhcpv6),
-    start: async (network, logger) => (await import('../../dhcp/v6-server.js')).startDhcpV6Server(network.state.dhcpv6!, logger),
-  },
-  {
-    kind: 'router advertisements',
-    field: 'dhcpv6.ra',
-    planned: (network) => Boolean(network.state.dhcpv6?.ra),
-    start: async (network, logger) => (await import('../../dhcp/ra-server.js')).startRouterAdvertiser(network.state.dhcpv6!, logger),
-    // RAs are beyond KubeVirt (it sends none); their raw ICMPv6 socket needs CAP_NET_RAW, which a launcher running as
-    // 107 with only NET_BIND_SERVICE (the image's default) lacks: DHCPv4/v6 go on without them.
-    skippable: (err) =>
-      hasErrno(err, 'EPERM', 'EACCES')
-        ? 'router advertisements not sent: a raw ICMPv6 socket needs CAP_NET_RAW; the guest gets its DHCPv6 address but no IPv6 default route from the agent (as in KubeVirt)'
-        : null,
-  },
-];
 
 /** DIR itself when it holds state.json, else its single VMI folder that does. */
 function findStateDir(root: string): StateDir {
@@ -156,35 +104,6 @@ function createLogger(state: AgentState): Logger {
   return pino(serveLoggerOptions(state.vmi, level));
 }
 
-/** Starts every service of every network; on a failure, stops what already started and throws one AgentError. */
-async function startAll(networks: readonly ServedNetwork[], logger: Logger): Promise<RunningService[]> {
-  const running: RunningService[] = [];
-  for (const network of networks) {
-    for (const kind of SERVICE_KINDS) {
-      if (!kind.planned(network)) continue;
-      const networkLogger = logger.child({ network: network.name });
-      try {
-        running.push(await kind.start(network, networkLogger));
-      } catch (err) {
-        const skipped = kind.skippable?.(err) ?? null;
-        if (skipped !== null) {
-          networkLogger.warn({ err: err instanceof Error ? err.message : String(err) }, skipped);
-          continue;
-        }
-        await Promise.all(running.map((service) => service.close()));
-        const message = err instanceof Error ? err.message : String(err);
-        const missing = /ENODEV|no such device/i.test(message);
-        throw new AgentError(
-          `networks.${network.name}.${kind.field}`,
-          `cannot start ${kind.kind} on ${network.state.bridge ?? 'its bridge'}: ${message}${missing ? ' (run setup first)' : ''}`,
-          missing ? 3 : 1,
-        );
-      }
-    }
-  }
-  return running;
-}
-
 /** Resolves with the signal that asked us to stop. */
 function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
@@ -212,7 +131,7 @@ async function runServe(args: readonly string[]): Promise<number> {
   const state = stateDir.read();
   if (state === null) throw new InputError('--state-dir', `no state in ${stateDir.dir} (run setup first)`);
   const networks = servedNetworks(state);
-  if (!networks.some((network) => SERVICE_KINDS.some((kind) => kind.planned(network)))) {
+  if (!networks.some(planned)) {
     throw new InputError('--state-dir', `nothing to serve in ${stateDir.statePath}: no network has a planned DHCP server`);
   }
   // Input is valid: now (before any socket or namespace switch) become `node SERVE_NODE_FLAGS …` if not already.

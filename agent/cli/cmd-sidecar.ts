@@ -1,4 +1,5 @@
 // The `sidecar` subcommand: serves KubeVirt's hook API (Info, Callbacks v1alpha3/v1alpha2) on a unix socket so the agent can be a network binding plugin.
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { Command } from './command.js';
@@ -23,11 +24,14 @@ const OPTIONS = {
   arch: { type: 'string' },
   'mac-policy': { type: 'string' },
   'passt-socket': { type: 'string' },
+  'binding-plugin': { type: 'string' },
+  serve: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 const USAGE = `Usage: virt-net-agent sidecar --socket PATH [--name NAME] [--pod FILE | discover's flags]
                              [--kubevirt-config FILE] [--arch ARCH] [--mac-policy POLICY] [--passt-socket PATH]
+                             [--binding-plugin NAME] [--serve]
 
 Serves KubeVirt's hook sidecar gRPC API on a unix socket, so the agent can run as a network binding plugin
 sidecar: kubevirt.hooks.info.Info (hook points OnDefineDomain, PreCloudInitIso, Shutdown; versions v1alpha3,
@@ -44,6 +48,13 @@ Shutdown (or SIGTERM/SIGINT) stops the server, removes the socket and exits 0. A
   --mac-policy POLICY     pod (default) or stable (see: virt-net-agent help plan)
   --passt-socket PATH     libvirt < 11.1: attach the passtBinding interface to the agent-managed passt at PATH
                           (virt-net-agent passt) through <qemu:commandline> -netdev stream, not vhost-user
+  --binding-plugin NAME   plan only the interfaces with binding: {name: NAME}, as masquerade (what the
+                          binding-plugin CNI plumbed; docs/cni.md); default: $NETWORK_BINDING_PLUGIN_NAME,
+                          which KubeVirt sets in a binding plugin's sidecar; a VMI without one is left unchanged
+  --serve                 also serve DHCPv4/DHCPv6/RA for the planned networks, in this process (what "serve"
+                          does from a state dir), from the first OnDefineDomain on; on the target pod of a
+                          migration (status.migrationState.targetPod = the pod hostname, --hostname or this
+                          one) the plan is migration-target
 
 Discovery (without --pod):
 ${POD_TARGET_USAGE}
@@ -65,6 +76,8 @@ async function run(args: readonly string[]): Promise<number> {
   const arch = oneOf(values.arch, '--arch', ARCHES) ?? hostArch();
   const macPolicy = oneOf(values['mac-policy'], '--mac-policy', MAC_POLICIES);
   const myPodIp = podIpFromEnv(process.env);
+  const bindingPlugin = values['binding-plugin'] ?? process.env['NETWORK_BINDING_PLUGIN_NAME'];
+  if (bindingPlugin === '') throw new InputError('--binding-plugin', 'needs a value');
   let config: KubeVirtConfig = {};
   if (values['kubevirt-config'] !== undefined) {
     const document = await readDocument(values['kubevirt-config'], '--kubevirt-config');
@@ -92,20 +105,26 @@ async function run(args: readonly string[]): Promise<number> {
 
   const log = pino({ name: 'virt-net-agent', base: { cmd: 'sidecar' } }, pino.destination(2));
   const { startSidecar } = await import('../sidecar/server.js');
-  const { defineDomain } = await import('../sidecar/define-domain.js');
+  const { defineDomainWithPlan } = await import('../sidecar/define-domain.js');
+  const services = values.serve === true ? new (await import('./sidecar-serve.js')).SidecarServices() : null;
   const server = await startSidecar({
     socketPath,
     name,
     log,
-    onDefineDomain: (domainXml, vmi) =>
-      defineDomain(domainXml, vmi, {
+    onDefineDomain: async (domainXml, vmi) => {
+      const defined = await defineDomainWithPlan(domainXml, vmi, {
         pod,
         config,
         arch,
+        podName: values.hostname ?? hostname(),
+        ...(bindingPlugin !== undefined ? { bindingPlugin } : {}),
         ...(myPodIp !== undefined ? { myPodIp } : {}),
         ...(macPolicy !== undefined ? { macPolicy } : {}),
         ...(values['passt-socket'] !== undefined ? { passtSocket: values['passt-socket'] } : {}),
-      }),
+      });
+      if (services !== null && defined.plan !== null) await services.update(defined.plan);
+      return defined.xml;
+    },
   });
   const onSignal = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'stopping');
@@ -114,6 +133,7 @@ async function run(args: readonly string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   await server.stopped;
+  await services?.close();
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   return 0;

@@ -17,6 +17,10 @@ export interface AttachmentRecord {
   readonly vmi: unknown;
   readonly kubevirtConfig: KubeVirtConfig;
   readonly spoofProtection: boolean;
+  /** The phase ADD planned (absent: start); role 2 plans migration-target for a migration's target pod. */
+  readonly phase?: 'start' | 'migration-target';
+  /** Pod sysctls ADD added beyond the binding's (role 2: the unprivileged sidecar's DHCP ports). */
+  readonly podSysctls?: Readonly<Record<string, string>>;
   /** The result ADD printed. */
   readonly result: Record<string, unknown>;
 }

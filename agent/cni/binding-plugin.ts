@@ -1,7 +1,119 @@
-// CNI ADD, role 2 (KubeVirt binding-plugin CNI, args.cni.logicNetworkName): not implemented yet.
+// CNI ADD, role 2 (KubeVirt binding-plugin CNI, args.cni.logicNetworkName): masquerade plumbing for what `domainAttachmentType: tap` expects virt-launcher to find.
+//
+// Multus calls the binding's NetworkAttachmentDefinition with cni-args.logicNetworkName (the VMI network) and no
+// prevResult; the pod NIC is the primary CNI's eth0. virt-launcher's tap attachment then looks up the pod interface
+// (eth0), takes the domain MAC from the spec or that link, and uses target dev tap0 when that link exists
+// (pkg/network/domainspec TapLibvirtSpecGenerator): so the plugin leaves eth0 as it is and creates k6t-eth0
+// (10.0.2.1/24), tap0 owned by the launcher user, and the NAT ruleset. It also sets
+// net.ipv4.ip_unprivileged_port_start=0 in the pod, as KubeVirt's passt-binding CNI does, so the hook sidecar
+// (uid 107, no capabilities) can bind DHCP's ports: `virt-net-agent sidecar --serve` serves DHCPv4/DHCPv6 in the
+// same process that answers OnDefineDomain. The VMI (ports, MAC, annotations, migration) comes from `vmiPath` or
+// the Kubernetes API (`kubeconfig` + CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME); without either, every port is forwarded.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { runSetup } from '../apply/setup.js';
+import { attachmentHostname } from './add.js';
+import { attachmentDir, attachmentKey, readAttachment, removeAttachment, writeAttachment } from './attachment.js';
+import { bindingPluginVmi } from './binding-plugin-vmi.js';
 import type { CniRequest } from './config.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
+import { launcherVmi, readKubeconfig } from './kube-api.js';
+import { attachmentDiscover, openPodDriver, pluginArch } from './pod-access.js';
+import type { ResultInterface } from './prev-result.js';
+import { renderResult } from './result.js';
+
+/** What the unprivileged hook sidecar needs to bind DHCP's ports 67 and 547 (KubeVirt's passt-binding CNI sets the same). */
+export const SIDECAR_SYSCTLS: Readonly<Record<string, string>> = { 'net.ipv4.ip_unprivileged_port_start': '0' };
+
+/** The user's VMI: from `vmiPath`, else the API, else null. */
+async function sourceVmi(request: CniRequest): Promise<unknown> {
+  const { conf } = request;
+  if (conf.vmiPath !== null) {
+    let text: string;
+    try {
+      text = readFileSync(conf.vmiPath, 'utf8');
+    } catch (error) {
+      throw new CniSpecError(CNI_CODES.invalidConfig, 'vmiPath', `cannot read ${conf.vmiPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+    try {
+      return parseYaml(text) as unknown;
+    } catch (error) {
+      throw new CniSpecError(CNI_CODES.invalidConfig, 'vmiPath', `${conf.vmiPath} is not YAML/JSON: ${(error as Error).message.split('\n')[0] ?? ''}`);
+    }
+  }
+  if (conf.kubeconfig !== null) {
+    const namespace = request.args['K8S_POD_NAMESPACE'];
+    const podName = request.args['K8S_POD_NAME'];
+    if (!namespace || !podName) throw new CniSpecError(CNI_CODES.invalidEnvironment, 'CNI_ARGS', 'K8S_POD_NAMESPACE and K8S_POD_NAME are needed to read the VMI from the API (Multus passes them)');
+    return launcherVmi(readKubeconfig(conf.kubeconfig), namespace, podName);
+  }
+  return null;
+}
 
 export async function bindingPluginAdd(request: CniRequest): Promise<string> {
-  throw new CniSpecError(CNI_CODES.invalidConfig, 'args.cni.logicNetworkName', `the binding-plugin role (network ${JSON.stringify(request.conf.logicNetworkName)}) is not implemented yet; give "binding" for the chained role`);
+  const { conf } = request;
+  const network = conf.logicNetworkName ?? '';
+  if (conf.binding !== null && conf.binding !== 'masquerade') {
+    throw new CniSpecError(CNI_CODES.invalidConfig, 'binding', `the binding-plugin role plumbs masquerade only, got ${JSON.stringify(conf.binding)} (the sidecar rebuilds DHCP from the pod; bridge would need the pod's original routes, which the node's state alone holds)`);
+  }
+  const key = attachmentKey(conf.name, request.containerId, request.ifname);
+  const dir = attachmentDir(conf.stateDir, key);
+  const fresh = readAttachment(dir) === null && !existsSync(join(dir, 'state.json'));
+  const { vmi, phase } = bindingPluginVmi(await sourceVmi(request), network, key, request.args['K8S_POD_NAME']);
+  const driver = openPodDriver(request.netns);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // The CNI serves no DHCP here (the sidecar does, with the pod's own resolv.conf): discovery needs none.
+    writeFileSync(join(dir, 'resolv.conf'), '');
+    const setup = await runSetup(driver, {
+      vmi,
+      config: {},
+      phase,
+      arch: pluginArch(),
+      spoofProtection: conf.spoofProtection,
+      stateRoot: conf.stateDir,
+      discover: attachmentDiscover(dir, attachmentHostname(request)),
+      dryRun: false,
+      extraPodSysctls: SIDECAR_SYSCTLS,
+    });
+    const [error] = setup.plan.errors;
+    if (error !== undefined) {
+      throw new CniSpecError(CNI_CODES.invalidConfig, error.field, error.message, setup.plan.errors.map((e) => `${e.field}: ${e.message}`).join('\n'));
+    }
+    const planned = setup.plan.networks[0];
+    if (planned === undefined) throw new CniSpecError(CNI_CODES.invalidConfig, 'args.cni.logicNetworkName', 'the plan has no network');
+    // The links made in the pod (the bridge, then the tap with the guest MAC); no IPs: the guest's 10.0.2.2 is
+    // NAT-internal, and the pod's own addresses belong to the primary CNI's result (as KubeVirt's passt-binding CNI).
+    const links = await driver.listLinks();
+    const interfaces: ResultInterface[] = [];
+    for (const step of planned.links) {
+      if (step.op !== 'create') continue;
+      const link = links.find((entry) => entry.name === step.name);
+      const mac = step.name === planned.tap ? (planned.guestMac?.toLowerCase() ?? link?.mac) : link?.mac;
+      interfaces.push({ name: step.name, ...(mac ? { mac } : {}), sandbox: request.netns });
+    }
+    const result = renderResult(conf.cniVersion, { interfaces, ips: [], routes: [], dns: {} });
+    writeAttachment(dir, {
+      version: 1,
+      network: conf.name,
+      containerId: request.containerId,
+      ifname: request.ifname,
+      netns: request.netns,
+      role: 'binding-plugin',
+      binding: 'masquerade',
+      vmi,
+      kubevirtConfig: {},
+      spoofProtection: conf.spoofProtection,
+      phase,
+      podSysctls: SIDECAR_SYSCTLS,
+      result,
+    });
+    return `${JSON.stringify(result)}\n`;
+  } catch (error) {
+    if (fresh && !existsSync(join(dir, 'state.json'))) removeAttachment(dir);
+    throw error;
+  } finally {
+    driver.close();
+  }
 }

@@ -11,7 +11,8 @@ import { podNicOf } from './prev-result.js';
 export async function cniCheck(request: CniRequest): Promise<string> {
   const { conf } = request;
   if (conf.prevResult === null) throw new CniSpecError(CNI_CODES.invalidConfig, 'prevResult', 'missing: CHECK needs the result of ADD');
-  podNicOf(conf.prevResult, request.ifname);
+  // The chained role's pod NIC is CNI_IFNAME in prevResult; role 2's (eth0) belongs to the primary CNI.
+  if (conf.logicNetworkName === null) podNicOf(conf.prevResult, request.ifname);
   const key = attachmentKey(conf.name, request.containerId, request.ifname);
   const dir = attachmentDir(conf.stateDir, key);
   const record = readAttachment(dir);
@@ -23,9 +24,10 @@ export async function cniCheck(request: CniRequest): Promise<string> {
     const setup = await runSetup(driver, {
       vmi: record.vmi,
       config: record.kubevirtConfig,
-      phase: 'start',
+      phase: record.phase ?? 'start',
       arch: pluginArch(),
       spoofProtection: record.spoofProtection,
+      ...(record.podSysctls ? { extraPodSysctls: record.podSysctls } : {}),
       stateRoot: conf.stateDir,
       discover: attachmentDiscover(dir, attachmentHostname(request)),
       dryRun: true,

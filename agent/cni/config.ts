@@ -28,8 +28,10 @@ export interface NetConf {
   readonly stateDir: string;
   /** Agent-wide spoof-protection default (the pod annotation overrides it). */
   readonly spoofProtection: boolean;
-  /** Role 2: where the binding-plugin CNI reads the VMI (a file; `{uid}`-free path or a directory of <ns>_<name>.json). */
+  /** Role 2: a file holding the VMI (YAML or JSON), for nodes without API access (tests, a single VM). */
   readonly vmiPath: string | null;
+  /** Role 2: the kubeconfig to read the launcher pod's VMI from the Kubernetes API (e.g. Multus' own). */
+  readonly kubeconfig: string | null;
   /** Role 2: `args.cni.logicNetworkName`, the VMI network this attachment serves. */
   readonly logicNetworkName: string | null;
   readonly portMappings: readonly PortMapping[];
@@ -194,6 +196,7 @@ export function parseNetConf(stdin: string, command: CniCommand): NetConf {
     stateDir: optionalString(raw, 'stateDir') ?? DEFAULT_CNI_STATE_ROOT,
     spoofProtection: spoof === true,
     vmiPath: optionalString(raw, 'vmiPath'),
+    kubeconfig: optionalString(raw, 'kubeconfig'),
     logicNetworkName,
     portMappings: parsePortMappings(rc['portMappings']),
     mac,

@@ -41,6 +41,11 @@ export interface PlanInput {
    * `teardown` only plumb the pod, so they skip it and start without loading the XML library.
    */
   readonly renderDomain?: boolean;
+  /**
+   * Pod sysctls the caller needs beyond the bindings' own, e.g. the binding-plugin CNI's
+   * net.ipv4.ip_unprivileged_port_start=0 for the unprivileged hook sidecar's DHCP (as KubeVirt's passt-binding CNI).
+   */
+  readonly extraPodSysctls?: Readonly<Record<string, string>>;
 }
 
 /** libvirt's virDomainDeviceModifyFlags. */
@@ -233,6 +238,7 @@ export function computePlan(input: PlanInput): Plan {
 
   const podSysctls: Record<string, string> = {};
   for (const entry of planned) Object.assign(podSysctls, entry.slice.podSysctls);
+  Object.assign(podSysctls, input.extraPodSysctls ?? {});
   const nftInputs = planned.flatMap((entry) => (entry.slice.nft ? [entry.slice.nft] : []));
   // The guard table is replaced as a whole, so only a phase that plans every network may render it.
   const guards = spoofProtection && (input.phase === 'start' || input.phase === 'migration-target') ? spoofGuards(networkPlans, warnings) : null;

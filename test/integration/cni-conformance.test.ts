@@ -3,36 +3,10 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, dumpNetns } from '../helpers/agent-run.js';
+import { dumpNetns } from '../helpers/agent-run.js';
+import { expectSpecError, plugin } from '../helpers/cni-plugin.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { netnsAvailable, type Netns } from '../helpers/netns.js';
-
-interface PluginRun {
-  readonly code: number;
-  readonly stdout: string;
-  readonly json: Record<string, unknown> | null;
-}
-
-/** Runs our plugin once in the node netns, like libcni: env + the configuration on stdin. */
-async function plugin(node: Netns, env: Record<string, string>, stdin: string): Promise<PluginRun> {
-  const argv = ['env', '-i', `PATH=${process.env['PATH'] ?? ''}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, 'cni'];
-  const r = await node.exec(argv, { input: stdin, timeoutMs: 60_000 });
-  let json: Record<string, unknown> | null = null;
-  try {
-    json = r.stdout.trim() === '' ? null : (JSON.parse(r.stdout) as Record<string, unknown>);
-  } catch {
-    json = null;
-  }
-  return { code: r.code, stdout: r.stdout, json };
-}
-
-function expectSpecError(run: PluginRun, code: number, msgPart: RegExp): void {
-  expect(run.code, run.stdout).not.toBe(0);
-  expect(run.json).not.toBeNull();
-  expect(run.json?.['code']).toBe(code);
-  expect(String(run.json?.['msg'])).toMatch(msgPart);
-  expect(typeof run.json?.['cniVersion']).toBe('string');
-}
 
 describe.skipIf(!netnsAvailable())('CNI conformance: virt-net-agent chained after bridge + host-local', () => {
   let stateDir: string;
