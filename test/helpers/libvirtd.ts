@@ -124,10 +124,11 @@ export async function startLibvirtd(pod: Netns, opts: { readyTimeoutMs?: number;
     await waitFor(async () => child.exitCode !== null || existsSync(socket), { timeoutMs: 60_000, intervalMs: 100, what: 'libvirtd socket' });
     if (child.exitCode !== null) throw new Error(`libvirtd exited (${child.exitCode}): ${stderr.trim()}`);
     // The first call triggers the QEMU capability probe: do it here, with a generous deadline.
+    let timer: NodeJS.Timeout | undefined;
     const client = await Promise.race([
       connectLibvirt(uri),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('libvirtd did not answer')), opts.readyTimeoutMs ?? 600_000)),
-    ]);
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('libvirtd did not answer')), opts.readyTimeoutMs ?? 600_000))),
+    ]).finally(() => clearTimeout(timer)); // a pending deadline would keep a script's process alive for 10 minutes
     try {
       await client.libVersion();
     } finally {
