@@ -27,15 +27,16 @@ export interface ServeProcess {
 
 /**
  * Starts `serve` with `args`. `command` replaces `node <program>` as the start of the command line (e.g. ip netns
- * exec … setpriv … node bundle): it must exec, not fork, so that the child's PID is serve's.
+ * exec … setpriv … node bundle): it must exec, not fork, so that the child's PID is serve's. `subcommand` replaces
+ * `serve` (e.g. `sidecar --serve`, which logs the same lines).
  */
 export function spawnServe(
   args: readonly string[],
   env: Record<string, string> = {},
-  options: { keepLogs?: boolean; program?: string; command?: readonly string[] } = {},
+  options: { keepLogs?: boolean; program?: string; command?: readonly string[]; subcommand?: readonly string[] } = {},
 ): ServeProcess {
   const [file = process.execPath, ...prefix] = options.command ?? [process.execPath, options.program ?? CLI];
-  const child: ChildProcess = spawn(file, [...prefix, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(file, [...prefix, ...(options.subcommand ?? ['serve']), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   let partial = '';
   let stderr = '';

@@ -1,6 +1,7 @@
 // The container image built and run for real: scripts/build-image.sh builds it (mmdebstrap base + npm's Node, buildah),
 // podman runs its sidecar and serve as uid 107 with only NET_BIND_SERVICE in a CNI pod that `setup` plumbed from the
-// host; a gRPC client outside calls OnDefineDomain on the hook socket and udhcpc in a fake guest gets its lease.
+// host; a gRPC client outside calls OnDefineDomain on the hook socket and udhcpc in a fake guest gets its lease. And as a
+// binding plugin: the CNI shim plumbs the pod, one container runs `sidecar --serve` (hook + DHCP in one process).
 // VNA_IMAGE=0 skips it (the cold build takes minutes; docs/image.md).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadHookClients, type OnDefineDomainResult } from '../../agent/sidecar/protos.js';
 import { listDomainInterfaces } from '../../domain/domain-xml.js';
+import { dumpNetns } from '../helpers/agent-run.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { agent, attachGuest, isServing, spawnServe, udhcpc, type ServeProcess } from '../helpers/dhcp-guest.js';
 import { deleteNetns, netnsAvailable, run, waitFor, type Netns } from '../helpers/netns.js';
@@ -46,6 +48,43 @@ const DOMAIN = `<domain type="kvm">
   </devices>
 </domain>`;
 
+/** KubeVirt's hook call over the shared socket: OnDefineDomain (v1alpha3) with the VMI and DOMAIN. */
+async function onDefineDomain(socket: string, vmi: unknown): Promise<OnDefineDomainResult> {
+  const client = new (loadHookClients().CallbacksV1alpha3)(`unix:${socket}`, grpc.credentials.createInsecure());
+  try {
+    return await new Promise<OnDefineDomainResult>((resolve, reject) => {
+      const method = (client as unknown as Record<string, (req: object, cb: (err: grpc.ServiceError | null, res?: OnDefineDomainResult) => void) => void>)['OnDefineDomain'];
+      if (method === undefined) throw new Error('no OnDefineDomain');
+      method.call(client, { domainXML: Buffer.from(DOMAIN), vmi: Buffer.from(JSON.stringify(vmi)) }, (err, res) => (err || !res ? reject(err ?? new Error('no result')) : resolve(res)));
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * ISC dhclient -6 in the fake guest (before udhcpc, whose script flushes eth0's addresses, the link-local one too);
+ * returns the variables its script saw for the bound lease. `clientDir` is created.
+ */
+async function dhcpv6Address(guest: Netns, clientDir: string): Promise<string> {
+  mkdirSync(clientDir, { recursive: true });
+  await waitFor(async () => {
+    const out = (await guest.execOk(['ip', '-6', 'addr', 'show', 'dev', 'eth0'])).stdout;
+    return out.includes('fe80::') && !out.includes('tentative');
+  }, { timeoutMs: 30_000, intervalMs: 100, what: 'the guest link-local address (DAD)' });
+  const script = join(clientDir, 'dhclient6-script');
+  writeFileSync(script, '#!/bin/sh\nenv | grep -E "^(reason|new_)" | sort > "$(dirname "$0")/env6.$reason"\n');
+  chmodSync(script, 0o755);
+  const dhclient6 = await guest.exec(['dhclient', '-6', '-1', '-v', '-sf', script, '-lf', join(clientDir, 'dhclient6.leases'), '-pf', join(clientDir, 'dhclient6.pid'), 'eth0'], { timeoutMs: 60_000 });
+  try {
+    process.kill(Number(readFileSync(join(clientDir, 'dhclient6.pid'), 'utf8').trim()), 'SIGTERM');
+  } catch {
+    // dhclient -1 may already have exited
+  }
+  expect(dhclient6.code, dhclient6.stderr).toBe(0);
+  return readFileSync(join(clientDir, 'env6.BOUND6'), 'utf8');
+}
+
 function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -67,7 +106,7 @@ describe.skipIf(!enabled)('the image (scripts/build-image.sh), run by podman as 
    * `podman run` (foreground, signals proxied) of the image in the pod's netns: uid/gid 107, every capability dropped
    * but NET_BIND_SERVICE, no new privileges, a read-only root file system; `mounts` are host:container[:options].
    */
-  function runArgs(name: string, pod: Netns, mounts: readonly string[]): string[] {
+  function runArgs(name: string, pod: Netns, mounts: readonly string[], flags: readonly string[] = []): string[] {
     containers.push(name);
     return [
       'podman', 'run', '--rm', '--name', name, ...runFlags,
@@ -75,6 +114,7 @@ describe.skipIf(!enabled)('the image (scripts/build-image.sh), run by podman as 
       '--user', '107:107', '--cap-drop', 'all', '--cap-add', 'NET_BIND_SERVICE', '--security-opt', 'no-new-privileges',
       '--read-only',
       ...mounts.flatMap((mount) => ['-v', mount]),
+      ...flags,
       IMAGE,
     ];
   }
@@ -179,17 +219,7 @@ describe.skipIf(!enabled)('the image (scripts/build-image.sh), run by podman as 
       expect(/^CapBnd:\s+(\w+)/m.exec(sidecarStatus)?.[1]).toBe('0000000000000400');
 
       // From outside: KubeVirt's hook API over the shared socket.
-      const client = new (loadHookClients().CallbacksV1alpha3)(`unix:${socket}`, grpc.credentials.createInsecure());
-      let result: OnDefineDomainResult;
-      try {
-        result = await new Promise<OnDefineDomainResult>((resolve, reject) => {
-          const method = (client as unknown as Record<string, (req: object, cb: (err: grpc.ServiceError | null, res?: OnDefineDomainResult) => void) => void>)['OnDefineDomain'];
-          if (method === undefined) throw new Error('no OnDefineDomain');
-          method.call(client, { domainXML: Buffer.from(DOMAIN), vmi: Buffer.from(JSON.stringify(VMI)) }, (err, res) => (err || !res ? reject(err ?? new Error('no result')) : resolve(res)));
-        });
-      } finally {
-        client.close();
-      }
+      const result = await onDefineDomain(socket, VMI);
       const ifaces = listDomainInterfaces(result.domainXML.toString('utf8'));
       expect(ifaces).toHaveLength(1);
       expect(ifaces[0]).toMatchObject({ alias: 'ua-default', type: 'ethernet', targetDev: 'tap0' });
@@ -210,25 +240,7 @@ describe.skipIf(!enabled)('the image (scripts/build-image.sh), run by podman as 
       // A fake guest on the bridge with the MAC the sidecar put into <interface>.
       guest = await attachGuest(cni.pod, 'k6t-eth0', 'vguest', ifaces[0]?.mac ?? undefined);
       const clientDir = join(dir, 'udhcpc');
-      mkdirSync(clientDir);
-      // ISC dhclient -6 gets the planned IPv6 address from the container's DHCPv6 server (first: udhcpc's script
-      // flushes eth0's addresses, the link-local one too).
-      const v6 = guest;
-      await waitFor(async () => {
-        const out = (await v6.execOk(['ip', '-6', 'addr', 'show', 'dev', 'eth0'])).stdout;
-        return out.includes('fe80::') && !out.includes('tentative');
-      }, { timeoutMs: 30_000, intervalMs: 100, what: 'the guest link-local address (DAD)' });
-      const script = join(clientDir, 'dhclient6-script');
-      writeFileSync(script, '#!/bin/sh\nenv | grep -E "^(reason|new_)" | sort > "$(dirname "$0")/env6.$reason"\n');
-      chmodSync(script, 0o755);
-      const dhclient6 = await v6.exec(['dhclient', '-6', '-1', '-v', '-sf', script, '-lf', join(clientDir, 'dhclient6.leases'), '-pf', join(clientDir, 'dhclient6.pid'), 'eth0'], { timeoutMs: 60_000 });
-      try {
-        process.kill(Number(readFileSync(join(clientDir, 'dhclient6.pid'), 'utf8').trim()), 'SIGTERM');
-      } catch {
-        // dhclient -1 may already have exited
-      }
-      expect(dhclient6.code, dhclient6.stderr).toBe(0);
-      expect(readFileSync(join(clientDir, 'env6.BOUND6'), 'utf8')).toContain('new_ip6_address=fd10:0:2::2');
+      expect(await dhcpv6Address(guest, clientDir)).toContain('new_ip6_address=fd10:0:2::2');
       const lease = await udhcpc(guest, clientDir);
       expect(lease.lease.addresses).toEqual(['10.0.2.2/24']);
       process.stdout.write(`udhcpc lease from the container's serve: ${lease.elapsedMs.toFixed(0)} ms\n`);
@@ -253,6 +265,73 @@ describe.skipIf(!enabled)('the image (scripts/build-image.sh), run by podman as 
         sidecar.kill('SIGKILL');
         await exited(sidecar);
       }
+      await cni.cleanup();
+    }
+  });
+
+  it('binding plugin (domainAttachmentType tap): the CNI shim (no node) plumbs the pod; ONE container, sidecar --serve, answers OnDefineDomain and leases to udhcpc and dhclient -6; DEL restores the pod', async () => {
+    const cni: CniPod = await makeCniPod({ podCidr: '10.244.72.0/24', podCidr6: 'fd00:10:244:72::/64' });
+    const dir = mkdtempSync(join(workDir, 'bp-'));
+    chmodSync(dir, 0o755);
+    let sidecar: ServeProcess | undefined;
+    let guest: Netns | undefined;
+    const bindingVmi = { ...VMI, spec: { ...VMI.spec, domain: { devices: { interfaces: [{ name: 'default', binding: { name: 'vna' }, ports: [{ port: 80 }] }] } } } };
+    try {
+      const before = await dumpNetns(cni.pod);
+      // Phase 1 as Multus runs the binding's NAD: the /opt/cni/bin shim, with no node on PATH.
+      const vmiPath = join(dir, 'vmi.json');
+      writeFileSync(vmiPath, JSON.stringify(bindingVmi));
+      const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'vna-binding', type: 'virt-net-agent', stateDir: join(dir, 'cni-state'), vmiPath, args: { cni: { logicNetworkName: 'default' } } });
+      const cniEnv = (command: string): string[] => ['env', '-i', 'PATH=/usr/bin:/bin', `CNI_COMMAND=${command}`, `CNI_CONTAINERID=${cni.containerId}`, `CNI_NETNS=${cni.pod.path}`, 'CNI_IFNAME=net1', 'CNI_PATH=/usr/lib/cni', 'CNI_ARGS=K8S_POD_NAMESPACE=default;K8S_POD_NAME=virt-launcher-testvmi-abcde', join(process.cwd(), 'dist/cni/virt-net-agent')];
+      const add = await cni.node.exec(cniEnv('ADD'), { input: conf, timeoutMs: 120_000 });
+      expect(add.code, add.stdout + add.stderr).toBe(0);
+      expect((JSON.parse(add.stdout) as { interfaces: { name: string }[] }).interfaces.map((i) => i.name)).toEqual(['k6t-eth0', 'tap0']);
+
+      const hooks = join(dir, 'hooks');
+      mkdirSync(hooks);
+      chownSync(hooks, 107, 107);
+      const tag = Math.random().toString(16).slice(2, 10);
+      const store = { CONTAINERS_STORAGE_CONF: env['CONTAINERS_STORAGE_CONF'] ?? '', CONTAINERS_CONF: env['CONTAINERS_CONF'] ?? '' };
+      // KubeVirt names the plugin in the sidecar's environment; the one container answers the hook and serves DHCP.
+      sidecar = spawnServe(['--socket', '/var/run/kubevirt-hooks/vna.sock', '--serve'], store, {
+        command: runArgs(`vna-bp-${tag}`, cni.pod, [`${hooks}:/var/run/kubevirt-hooks`], ['-e', 'NETWORK_BINDING_PLUGIN_NAME=vna']),
+        subcommand: ['sidecar'],
+      });
+      const socket = join(hooks, 'vna.sock');
+      const running = sidecar;
+      await waitFor(async () => existsSync(socket) || running.logs.some((line) => line['level'] === 'error'), { timeoutMs: 120_000, intervalMs: 100, what: 'the hook socket' });
+      if (!existsSync(socket)) throw new Error(`sidecar container failed: ${sidecar.stderr()}`);
+      const result = await onDefineDomain(socket, bindingVmi);
+      const ifaces = listDomainInterfaces(result.domainXML.toString('utf8'));
+      expect(ifaces).toHaveLength(1);
+      expect(ifaces[0]).toMatchObject({ alias: 'ua-default', type: 'ethernet', targetDev: 'tap0', mac: cni.attachments[0]?.mac });
+      await sidecar.waitForLog(isServing, 'serving');
+      expect(sidecar.logs.some((line) => line['msg'] === 'dhcpv6 server listening')).toBe(true);
+
+      guest = await attachGuest(cni.pod, 'k6t-eth0', 'vguest', ifaces[0]?.mac ?? undefined);
+      const clientDir = join(dir, 'clients');
+      expect(await dhcpv6Address(guest, clientDir)).toContain('new_ip6_address=fd10:0:2::2');
+      const lease = await udhcpc(guest, clientDir);
+      expect(lease.lease.addresses).toEqual(['10.0.2.2/24']);
+      process.stdout.write(`udhcpc lease from the binding-plugin sidecar container: ${lease.elapsedMs.toFixed(0)} ms\n`);
+      await sidecar.waitForLog((line) => line['reply'] === 'DHCPACK' && line['mac'] === ifaces[0]?.mac, 'the DHCPACK');
+
+      const stopped = sidecar;
+      sidecar = undefined;
+      expect(await stopped.stop()).toEqual({ code: 0, signal: null });
+      expect(existsSync(socket)).toBe(false);
+      await cni.pod.exec(['ip', 'link', 'del', 'vguest']);
+      await deleteNetns(guest.name);
+      guest = undefined;
+      const del = await cni.node.exec(cniEnv('DEL'), { input: conf, timeoutMs: 120_000 });
+      expect(del.code, del.stdout + del.stderr).toBe(0);
+      expect(await dumpNetns(cni.pod)).toEqual(before);
+    } finally {
+      if (guest) {
+        await cni.pod.exec(['ip', 'link', 'del', 'vguest']);
+        await deleteNetns(guest.name);
+      }
+      await sidecar?.stop('SIGKILL');
       await cni.cleanup();
     }
   });
