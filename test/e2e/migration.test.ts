@@ -284,7 +284,7 @@ describe.skipIf(skipReason !== null)(`live migration between agent-plumbed pods$
   // retry 1: in two full-suite runs (CI 2026-12-06 and one here) the migrated TCG guest answered the probe on the
   // target for exactly 3 s, printed nothing on its new console and stopped, while libvirt reported the domain running;
   // never seen when this file runs alone. Unexplained (QEMU/TCG side, like the hang after ~10 migrations in a row that
-  // the bench sees); the scenario is rerun from scratch (new pods, new domain) once, and the message above says so.
+  // the bench sees); the scenario is rerun once from scratch (new pods, new domain); a failure names both pods' state.
   it('masquerade, legacy transport: 127.0.0.1:49152 stays in the pod (not DNATed to the guest) and carries the migration', { timeout: TEST_TIMEOUT_MS, retry: 1 }, async () => {
     const m = new Migration();
     try {
