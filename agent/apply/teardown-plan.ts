@@ -61,11 +61,8 @@ export function teardownActions(state: AgentState, snapshot: KernelSnapshot): Ke
       deleted.add(name);
     }
   }
-  // Every link we made goes in one kernel batch (one RCU grace period instead of one per link), before any pod NIC
-  // takes its name back from its keeper. A bridge's ports are released with it.
-  const [only, ...more] = [...deleted];
-  if (only !== undefined) actions.push(more.length === 0 ? { do: 'delete-link', link: only } : { do: 'delete-links', links: [only, ...more] });
-  for (const network of networks) restorePodNic(network, snapshot, actions);
+  // Sysctls and nft first: they cost little now, whereas right after a link deletion they would wait for it (the
+  // kernel holds rtnl through part of an unregister, and an ip_forward write spins on rtnl_trylock until it is free).
   for (const [name, before] of Object.entries(state.sysctlsBefore)) {
     const current = snapshot.sysctls[name];
     const ofDeletedLink = [...deleted].some((link) => name.includes(`.${link}.`));
@@ -83,6 +80,11 @@ export function teardownActions(state: AgentState, snapshot: KernelSnapshot): Ke
     );
     actions.push({ do: 'apply-nft', text: texts.join('') });
   }
+  // Every link we made goes in one kernel batch (one RCU grace period instead of one per link), before any pod NIC
+  // takes its name back from its keeper. A bridge's ports are released with it.
+  const [only, ...more] = [...deleted];
+  if (only !== undefined) actions.push(more.length === 0 ? { do: 'delete-link', link: only } : { do: 'delete-links', links: [only, ...more] });
+  for (const network of networks) restorePodNic(network, snapshot, actions);
   return actions;
 }
 

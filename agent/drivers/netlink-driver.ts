@@ -12,6 +12,7 @@ import type { AddressInfo, KernelDriver, LinkChanges, LinkInfo, RouteInfo, TapOp
 import { hasErrno, KernelError } from './kernel-error.js';
 import { createLibNft } from './libnftables.js';
 import { createNft } from './nft.js';
+import { backgroundNetlink, type NetlinkWorker } from './netlink-worker.js';
 import { Rtnl, type RtLink, type RtRoute } from './rtnl.js';
 import { readSysctl, writeSysctl } from './sysctl.js';
 import { createTapDevice } from './tap.js';
@@ -23,6 +24,9 @@ export interface NetlinkDriverOptions {
 
 /** The link group ("VNA") a teardown tags its links with to delete them in one request; no CNI or kernel default uses it. */
 export const TEARDOWN_LINK_GROUP = 0x564e41;
+
+/** How often a background deletion checks whether its links are unlisted yet (they are after a few ms). */
+const UNLISTED_POLL_MS = 1;
 
 const SCOPE_NAMES: Readonly<Record<number, AddressInfo['scope']>> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
 
@@ -115,6 +119,31 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
     return true;
   }
 
+  /**
+   * The group deletion on the worker's thread, over a socket of its own in this namespace: resolves as soon as the
+   * kernel has unlisted every link (a few ms; from then on nothing of them is visible in the namespace and the names
+   * are free) or with the kernel's refusal; the rest of the call, the grace periods before the kernel frees the
+   * devices, goes on in the thread and the worker keeps it until it ends (a failure then is the worker's to report).
+   */
+  async function deleteGroupInBackground(worker: NetlinkWorker, indices: readonly number[], what: string): Promise<void> {
+    const deleter = inNs(() => Rtnl.open());
+    noteNetlinkSocketOpened();
+    const completion = deleter.deleteGroupInWorker(TEARDOWN_LINK_GROUP, what, worker).finally(() => {
+      deleter.close();
+      noteNetlinkSocketClosed();
+    });
+    worker.track(completion);
+    let finished = false;
+    const unlisted = (async () => {
+      while (!finished && indices.some((index) => rtnl.linkListed(index))) await new Promise((resolve) => setTimeout(resolve, UNLISTED_POLL_MS));
+    })();
+    try {
+      await Promise.race([completion, unlisted]);
+    } finally {
+      finished = true;
+    }
+  }
+
   const driver: KernelDriver = {
     async listLinks() {
       return (await rtnl.links()).map(toLinkInfo);
@@ -179,11 +208,15 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
       await rtnl.deleteLink(index, label(index));
     },
     async deleteLinks(indices) {
-      if (indices.length === 1 && indices[0] !== undefined) return rtnl.deleteLink(indices[0], label(indices[0]));
+      if (indices.length === 0) return;
+      const worker = backgroundNetlink();
+      if (worker === null && indices.length === 1 && indices[0] !== undefined) return rtnl.deleteLink(indices[0], label(indices[0]));
       // Tag them with our group, then delete the group: links left tagged by a crash in between are ours too, and the
       // next teardown deletes them the same way.
       for (const index of indices) await rtnl.setGroup(index, TEARDOWN_LINK_GROUP, label(index));
-      if (indices.length > 0) await rtnl.deleteGroup(TEARDOWN_LINK_GROUP, indices.map(label).join(', '));
+      const what = indices.map(label).join(', ');
+      if (worker === null) return rtnl.deleteGroup(TEARDOWN_LINK_GROUP, what);
+      await deleteGroupInBackground(worker, indices, what);
     },
     async addAddress(index, cidr) {
       const p = cidrParts(cidr, `netlink: add address to ${label(index)}`);

@@ -8,6 +8,7 @@
 // The socket belongs to the network namespace of the thread that created it (see agent/apply/netns.ts).
 import { errnoName } from './kernel-error.js';
 import { libc, type SysResult } from './libc.js';
+import type { NetlinkWorker } from './netlink-worker.js';
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -22,6 +23,7 @@ const EINTR = 4;
 const EAGAIN = 11;
 const ENODEV = 19;
 const SIOCGIFINDEX = 0x8933;
+const SIOCGIFNAME = 0x8910;
 const IFNAMSIZ = 16;
 
 const NLMSG_HDRLEN = 16;
@@ -148,10 +150,9 @@ export class SyncNetlinkSocket {
     throw new Error(`netlink: SIOCGIFINDEX ${name} failed: ${errnoName(errno)}`);
   }
 
-  /** Sends one request (REQUEST|ACK added) and reads until its ACK, error or dump end. Throws NetlinkRejection on an error reply. */
-  requestSync(type: number, body: Buffer, flags: number): RawNetlinkMessage[] {
+  /** The datagram of one request (REQUEST|ACK added) and its sequence number. */
+  private encode(type: number, body: Buffer, flags: number): { request: Buffer; seq: number } {
     if (this.fd < 0) throw new Error('netlink socket is closed');
-    const c = libc();
     const seq = this.seq;
     this.seq = this.seq >= 0xffffffff ? 1 : this.seq + 1;
     const request = Buffer.alloc(NLMSG_HDRLEN + body.length);
@@ -161,6 +162,13 @@ export class SyncNetlinkSocket {
     request.writeUInt32LE(seq, 8);
     request.writeUInt32LE(0, 12);
     body.copy(request, NLMSG_HDRLEN);
+    return { request, seq };
+  }
+
+  /** Sends one request (REQUEST|ACK added) and reads until its ACK, error or dump end. Throws NetlinkRejection on an error reply. */
+  requestSync(type: number, body: Buffer, flags: number): RawNetlinkMessage[] {
+    const { request, seq } = this.encode(type, body, flags);
+    const c = libc();
     for (;;) {
       const sent = c.send(this.fd, request, 0);
       if (sent.ret >= 0) break;
@@ -175,17 +183,53 @@ export class SyncNetlinkSocket {
         checked('recv', { ret: received, errno });
       }
       if (received > this.buffer.length) throw new Error(`netlink: reply of ${received} bytes exceeds the ${this.buffer.length}-byte buffer`);
-      for (const message of splitMessages(this.buffer.subarray(0, received))) {
-        if (message.seq !== seq) continue; // a late ACK of an earlier request
-        if (message.type === NLMSG_ERROR) {
-          const errno = -message.data.readInt32LE(0);
-          if (errno !== 0) throw new NetlinkRejection(errno, extendedAckMessage(message));
-          return replies;
-        }
-        if (message.type === NLMSG_DONE) return replies;
-        // A plain reply (RTM_GETLINK by name) is followed by the ACK asked for; dump parts (MULTI) by DONE.
-        replies.push(message);
-      }
+      if (collectReplies(this.buffer.subarray(0, received), seq, replies)) return replies;
     }
   }
+
+  /**
+   * The same exchange run on `worker`'s thread: the main thread keeps running while the kernel works (see
+   * netlink-worker.ts). Nothing else may use this socket until the promise settles.
+   */
+  async requestInWorker(type: number, body: Buffer, flags: number, worker: NetlinkWorker): Promise<RawNetlinkMessage[]> {
+    const { request, seq } = this.encode(type, body, flags);
+    const datagrams = await worker.exchange(this.fd, request, seq);
+    const replies: RawNetlinkMessage[] = [];
+    for (const datagram of datagrams) if (collectReplies(datagram, seq, replies)) return replies;
+    throw new Error('netlink: the worker returned no answer to the request');
+  }
+
+  /**
+   * Whether the namespace still lists a link with this ifindex (SIOCGIFNAME: a lookup under RCU, no rtnl lock, so it
+   * answers while another thread's deletion holds or waits in the kernel). A link being unregistered is unlisted at
+   * the start of the deletion, before the grace periods.
+   */
+  linkListed(index: number): boolean {
+    if (this.fd < 0) throw new Error('netlink socket is closed');
+    const ifreq = Buffer.alloc(40);
+    ifreq.writeInt32LE(index, IFNAMSIZ);
+    const { ret, errno } = libc().ioctlBuffer(this.fd, SIOCGIFNAME, ifreq);
+    if (ret === 0) return true;
+    if (errno === ENODEV) return false;
+    throw new Error(`netlink: SIOCGIFNAME ${index} failed: ${errnoName(errno)}`);
+  }
+}
+
+/**
+ * Adds the messages of `datagram` answering request `seq` to `replies`; true once the answer is complete (ACK, DONE).
+ * Throws NetlinkRejection on an error reply.
+ */
+function collectReplies(datagram: Buffer, seq: number, replies: RawNetlinkMessage[]): boolean {
+  for (const message of splitMessages(datagram)) {
+    if (message.seq !== seq) continue; // a late ACK of an earlier request
+    if (message.type === NLMSG_ERROR) {
+      const errno = -message.data.readInt32LE(0);
+      if (errno !== 0) throw new NetlinkRejection(errno, extendedAckMessage(message));
+      return true;
+    }
+    if (message.type === NLMSG_DONE) return true;
+    // A plain reply (RTM_GETLINK by name) is followed by the ACK asked for; dump parts (MULTI) by DONE.
+    replies.push(message);
+  }
+  return false;
 }

@@ -13,6 +13,7 @@
 import { bytesToIp, ipToBigInt } from '../plan/ip.js';
 import { canonicalErrno, describeErrno, errnoName, KernelError } from './kernel-error.js';
 import { NetlinkRejection, SyncNetlinkSocket } from './netlink-sync.js';
+import type { NetlinkWorker } from './netlink-worker.js';
 import {
   AF_INET,
   AF_INET6,
@@ -123,6 +124,16 @@ function parseRoute(body: Buffer): RtRoute | null {
   };
 }
 
+/** A refusal as KernelError("netlink: <what>", ERRNO) with the kernel's text; a failed socket (closed, no reply) without errno. */
+function kernelErrorOf(what: string, err: unknown): KernelError {
+  if (err instanceof NetlinkRejection) {
+    const code = canonicalErrno(errnoName(err.errno));
+    const detail = err.kernelMessage !== null ? `: ${err.kernelMessage}` : '';
+    return new KernelError(`netlink: ${what}`, code, `${describeErrno(code)}${detail}`);
+  }
+  return new KernelError(`netlink: ${what}`, null, err instanceof Error ? err.message : String(err));
+}
+
 /** One rtnetlink socket, bound to the namespace current when open() ran. */
 export class Rtnl {
   static open(): Rtnl {
@@ -143,13 +154,7 @@ export class Rtnl {
     try {
       return this.socket.requestSync(type, body, flags).map((message) => message.data);
     } catch (err) {
-      if (err instanceof NetlinkRejection) {
-        const code = canonicalErrno(errnoName(err.errno));
-        const detail = err.kernelMessage !== null ? `: ${err.kernelMessage}` : '';
-        throw new KernelError(`netlink: ${what}`, code, `${describeErrno(code)}${detail}`);
-      }
-      // The socket itself failed (closed, no reply, a malformed reply): no errno from the kernel.
-      throw new KernelError(`netlink: ${what}`, null, err instanceof Error ? err.message : String(err));
+      throw kernelErrorOf(what, err);
     }
   }
 
@@ -197,6 +202,27 @@ export class Rtnl {
   /** RTM_DELLINK by group: the kernel unregisters every link of the group in one batch (one RCU grace period). */
   async deleteGroup(group: number, label: string): Promise<void> {
     await this.call(`delete links ${label}`, RTM_DELLINK, encodeLinkRequest({ group }));
+  }
+
+  /**
+   * deleteGroup run on `worker`'s thread over this socket (open one for it: nothing else may use the socket until the
+   * promise settles). Resolves when the kernel has finished, grace periods included.
+   */
+  async deleteGroupInWorker(group: number, label: string, worker: NetlinkWorker): Promise<void> {
+    try {
+      await this.socket.requestInWorker(RTM_DELLINK, encodeLinkRequest({ group }), 0, worker);
+    } catch (err) {
+      throw kernelErrorOf(`delete links ${label}`, err);
+    }
+  }
+
+  /** Whether the namespace still lists a link with this ifindex (see SyncNetlinkSocket.linkListed). */
+  linkListed(index: number): boolean {
+    try {
+      return this.socket.linkListed(index);
+    } catch (err) {
+      throw new KernelError(`netlink: get link ifindex ${index}`, null, err instanceof Error ? err.message : String(err));
+    }
   }
 
   async setUp(index: number, up: boolean, label: string): Promise<void> {

@@ -59,16 +59,18 @@ async function chainAdd(scope: NetnsScope, chain: Chain, base: Record<string, st
   return { ms, result: prevResult };
 }
 
-/** libcni's DelNetworkList: reverse order, each with the cached result as prevResult. */
-async function chainDel(scope: NetnsScope, chain: Chain, base: Record<string, string>, result: unknown): Promise<number> {
+/** libcni's DelNetworkList: reverse order, each with the cached result as prevResult. Wall time in all and per plugin type. */
+async function chainDel(scope: NetnsScope, chain: Chain, base: Record<string, string>, result: unknown): Promise<{ ms: number; byType: Map<string, number> }> {
   let ms = 0;
+  const byType = new Map<string, number>();
   for (const plugin of [...chain.plugins].reverse()) {
     const conf = { ...plugin, cniVersion: chain.cniVersion, name: chain.name, prevResult: result };
     const r = await execPlugin(scope, pluginFile(plugin.type), { ...base, CNI_COMMAND: 'DEL' }, JSON.stringify(conf));
     ms += r.ms;
+    byType.set(plugin.type, (byType.get(plugin.type) ?? 0) + r.ms);
     if (r.code !== 0) throw new Error(`${plugin.type} DEL exited ${String(r.code)}: ${r.stdout.trim().slice(0, 300)}`);
   }
-  return ms;
+  return { ms, byType };
 }
 
 let podCounter = 0;
@@ -95,12 +97,20 @@ export async function cniRows(env: BenchEnv): Promise<Row[]> {
       ['reference', []],
       ['ours', []],
     ]);
+    // Per plugin, to show where a DEL's time goes: ours alone, and bridge's with and without ours before it.
+    const delOfType = new Map<string, number[]>();
+    const note = (key: string, ms: number | undefined): void => {
+      if (ms !== undefined) delOfType.set(key, [...(delOfType.get(key) ?? []), ms]);
+    };
     const measure = (chain: Chain, key: string) => async (): Promise<number> => {
       const pod = await makeNetns('cnibpod');
       const base = baseEnv(pod, `bench-${process.pid}-${podCounter++}`);
       try {
         const add = await chainAdd(scope, chain, base);
-        del.get(key)?.push(await chainDel(scope, chain, base, add.result));
+        const d = await chainDel(scope, chain, base, add.result);
+        del.get(key)?.push(d.ms);
+        note(`${key}:virt-net-agent`, d.byType.get('virt-net-agent'));
+        note(`${key}:bridge`, d.byType.get('bridge'));
         return add.ms;
       } finally {
         await deleteNetns(pod.name);
@@ -116,6 +126,7 @@ export async function cniRows(env: BenchEnv): Promise<Row[]> {
     }
     del.set('ours', []);
     del.set('reference', []);
+    delOfType.clear();
     const rows: Row[] = [];
     if (oursError === undefined) {
       const samples = await interleave(
@@ -132,6 +143,13 @@ export async function cniRows(env: BenchEnv): Promise<Row[]> {
       rows.push(
         { what: 'CNI ADD: bridge+host-local+virt-net-agent (shim → daemon) vs bridge+host-local', agent: fmtMs(median(a), p90(a)), baseline: fmtMs(median(b), p90(b)), ratio: median(a) / median(b), target: '≤ 2.0×', met: median(a) <= 2 * median(b) },
         { what: 'CNI DEL: same chains, reverse order', agent: fmtMs(median(da), p90(da)), baseline: fmtMs(median(db), p90(db)), ratio: median(da) / median(db), target: '≤ 1.5×', met: median(da) <= 1.5 * median(db) },
+      );
+      const ourDel = delOfType.get('ours:virt-net-agent') ?? [];
+      const bridgeAfterOurs = delOfType.get('ours:bridge') ?? [];
+      const bridgeAlone = delOfType.get('reference:bridge') ?? [];
+      rows.push(
+        { what: "CNI DEL, one invocation: virt-net-agent's (shim → daemon) vs bridge's (+ host-local) in the reference chain", agent: fmtMs(median(ourDel), p90(ourDel)), baseline: fmtMs(median(bridgeAlone), p90(bridgeAlone)), ratio: median(ourDel) / median(bridgeAlone), target: 'informational', met: null },
+        { what: "CNI DEL, one invocation: bridge's right after ours vs bridge's in the reference chain (the kernel still deleting our links)", agent: fmtMs(median(bridgeAfterOurs), p90(bridgeAfterOurs)), baseline: fmtMs(median(bridgeAlone), p90(bridgeAlone)), ratio: median(bridgeAfterOurs) / median(bridgeAlone), target: 'informational', met: null },
       );
     } else {
       rows.push(skipped('CNI ADD: bridge+host-local+virt-net-agent (shim → daemon) vs bridge+host-local', '≤ 2.0×', `our plugin's ADD fails: ${oursError}`));

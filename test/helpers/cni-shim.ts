@@ -52,9 +52,13 @@ export interface DaemonProcess {
   stop(): Promise<number | null>;
 }
 
-/** `node dist/virt-net-agent.mjs cni-daemon --socket PATH`, resolved once it accepts connections. */
-export async function startDaemonProcess(socket: string, env: Record<string, string> = {}): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [BUNDLE, 'cni-daemon', '--socket', socket], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `node dist/virt-net-agent.mjs cni-daemon --socket PATH` (or `executable cni-daemon …`: the fallback executable, as
+ * install-cni.sh deploys it), resolved once it accepts connections.
+ */
+export async function startDaemonProcess(socket: string, env: Record<string, string> = {}, executable?: string): Promise<DaemonProcess> {
+  const [file, args] = executable === undefined ? [process.execPath, [BUNDLE, 'cni-daemon', '--socket', socket]] : [executable, ['cni-daemon', '--socket', socket]];
+  const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));

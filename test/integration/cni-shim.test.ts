@@ -143,10 +143,24 @@ describe('the cni-daemon process', { timeout: 60_000 }, () => {
       expect(second).not.toBe('started');
       expect(d.output()).toMatch(/"msg":"cni invocation"/);
       expect(d.output()).toMatch(/"command":"VERSION"/);
+      // Its link deletions wait for the kernel on a thread of their own (drivers/netlink-worker.ts).
+      expect(d.output()).toMatch(/"backgroundDeletes":true,"msg":"cni-daemon listening"/);
     } finally {
       expect(await d.stop()).toBe(0);
     }
     expect(existsSync(socket)).toBe(false);
+  });
+
+  it('runs from the fallback executable too (how install-cni.sh deploys it, no node on PATH), its deletion thread included', async () => {
+    const socket = join(dir, 'sea-daemon.sock');
+    const d = await startDaemonProcess(socket, { PATH: join(dir, 'empty-path') }, join(FALLBACK_DIR, 'virt-net-agent'));
+    try {
+      expect(d.output()).toMatch(/"backgroundDeletes":true,"msg":"cni-daemon listening"/);
+      const r = await runWithEnv(SHIM, { CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: socket }, '');
+      expect(r.code).toBe(0);
+    } finally {
+      expect(await d.stop()).toBe(0);
+    }
   });
 });
 

@@ -148,6 +148,8 @@ describe('teardownActions', () => {
       nftUpToDate: false,
     };
     expect(teardownActions(state, snapshot)).toEqual([
+      // Sysctls (and nft) before the links: after a deletion they would wait for the kernel to release rtnl.
+      { do: 'write-sysctl', name: 'net.ipv4.conf.all.arp_ignore', value: '0' },
       // One kernel batch for everything setup made, before the NIC takes its name back.
       { do: 'delete-links', links: ['eth0', 'tap0', 'k6t-eth0'] },
       { do: 'set-link', link: 'eth0-nic', master: null },
@@ -158,7 +160,6 @@ describe('teardownActions', () => {
       { do: 'set-link', link: 'eth0', up: true },
       { do: 'add-route', link: 'eth0', dst: 'default', family: 4, gw: '10.244.0.1' },
       { do: 'add-route', link: 'eth0', dst: '10.244.0.0/16', family: 4, gw: '10.244.0.1' },
-      { do: 'write-sysctl', name: 'net.ipv4.conf.all.arp_ignore', value: '0' },
     ]);
   });
   it('never deletes the pod NIC when a crash left it unrenamed', () => {
