@@ -19,6 +19,7 @@ export type KernelAction =
   | { readonly do: 'add-address'; readonly link: string; readonly cidr: string }
   | { readonly do: 'delete-address'; readonly link: string; readonly cidr: string }
   | { readonly do: 'add-route'; readonly link: string; readonly dst: string; readonly gw?: string; readonly family: 4 | 6 }
+  | { readonly do: 'set-neighbour'; readonly link: string; readonly ip: string; readonly mac: string }
   | { readonly do: 'delete-link'; readonly link: string }
   /** Several links deleted in one kernel batch (teardown). */
   | { readonly do: 'delete-links'; readonly links: readonly string[] }
@@ -51,6 +52,8 @@ export function describeAction(action: KernelAction): string {
       return `delete address ${action.cidr} from ${action.link}`;
     case 'add-route':
       return `add route ${action.dst}${action.gw ? ` via ${action.gw}` : ''} dev ${action.link}`;
+    case 'set-neighbour':
+      return `set neighbour ${action.ip} lladdr ${action.mac} dev ${action.link} (permanent)`;
     case 'delete-link':
       return `delete link ${action.link}`;
     case 'delete-links':

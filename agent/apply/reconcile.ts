@@ -1,6 +1,6 @@
 // Pure reconciliation: (plan, kernel snapshot) → the ordered kernel actions; nothing when the pod already matches.
 import { macFromSeed } from '../plan/mac.js';
-import type { AddressInfo, LinkInfo, RouteInfo } from '../drivers/kernel.js';
+import type { AddressInfo, LinkInfo, NeighbourInfo, RouteInfo } from '../drivers/kernel.js';
 import { AgentError } from '../plan/errors.js';
 import type { KernelAction } from './kernel-actions.js';
 import type { LinkStep, Plan } from '../plan/plan-types.js';
@@ -13,6 +13,8 @@ export interface KernelSnapshot {
   readonly sysctls: Readonly<Record<string, string | null>>;
   /** Does the kernel already hold exactly the plan's nftables ruleset? */
   readonly nftUpToDate: boolean;
+  /** Neighbour entries; read only when the plan asks for some (absent: none are read, none are planned). */
+  readonly neighbours?: readonly NeighbourInfo[];
 }
 
 export interface ReconcileOptions {
@@ -58,6 +60,8 @@ interface ModelLink {
   addresses: string[];
   /** IPv6 link-local addresses on the link. */
   linkLocal: string[];
+  /** Permanent neighbour entries on the link: ip → MAC. */
+  permanentNeighbours: Map<string, string>;
   readonly tun: LinkInfo['tun'];
 }
 
@@ -80,6 +84,9 @@ class Model {
         .filter((address) => address.index === link.index && !isKernelManagedAddress(address))
         .map((address) => address.cidr),
       linkLocal: snapshot.addresses.filter((address) => address.index === link.index && isKernelManagedAddress(address)).map((address) => address.cidr),
+      permanentNeighbours: new Map(
+        (snapshot.neighbours ?? []).filter((entry) => entry.index === link.index && entry.permanent).map((entry) => [entry.ip, entry.mac.toLowerCase()]),
+      ),
       tun: link.tun,
     }));
   }
@@ -92,8 +99,8 @@ class Model {
     return this.links.find((link) => link.index === index);
   }
 
-  add(link: Omit<ModelLink, 'index' | 'tun' | 'learning' | 'master' | 'addresses' | 'linkLocal'>): ModelLink {
-    const created: ModelLink = { ...link, index: null, tun: null, learning: null, master: null, addresses: [], linkLocal: [] };
+  add(link: Omit<ModelLink, 'index' | 'tun' | 'learning' | 'master' | 'addresses' | 'linkLocal' | 'permanentNeighbours'>): ModelLink {
+    const created: ModelLink = { ...link, index: null, tun: null, learning: null, master: null, addresses: [], linkLocal: [], permanentNeighbours: new Map() };
     this.links.push(created);
     return created;
   }
@@ -108,7 +115,7 @@ function sameMac(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
 
-/** Brings one link's MAC, MTU, addresses, master, learning and state to the step's values. */
+/** Brings one link's MAC, MTU, addresses, master, learning, state and permanent neighbours to the step's values. */
 function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: KernelAction[]): void {
   const wantedMac = step.mac === undefined ? undefined : resolveMac(model, step.mac);
   const macChange = wantedMac !== undefined && !sameMac(link.mac, wantedMac);
@@ -117,6 +124,7 @@ function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: Ke
   if ((rename || macChange) && link.up) {
     actions.push({ do: 'set-link', link: link.name, up: false });
     link.up = false;
+    link.permanentNeighbours.clear(); // the kernel flushes them when the link goes down
   }
   if (rename && step.renameTo !== undefined) {
     if (model.byName(step.renameTo)) {
@@ -156,6 +164,13 @@ function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: Ke
   if (step.up !== undefined && link.up !== step.up) {
     actions.push({ do: 'set-link', link: link.name, up: step.up });
     link.up = step.up;
+  }
+  // After "up": taking a link down flushes its neighbour entries, permanent ones included.
+  for (const entry of step.neighbours ?? []) {
+    const mac = entry.mac.toLowerCase();
+    if (link.permanentNeighbours.get(entry.ip) === mac) continue;
+    actions.push({ do: 'set-neighbour', link: link.name, ip: entry.ip, mac });
+    link.permanentNeighbours.set(entry.ip, mac);
   }
 }
 
@@ -227,6 +242,11 @@ export function reconcile(plan: Plan, snapshot: KernelSnapshot, options: Reconci
   }
   if (plan.nftables !== null && !snapshot.nftUpToDate) actions.push({ do: 'apply-nft', text: plan.nftables });
   return actions;
+}
+
+/** Does any link step of the plan name neighbour entries (the snapshot must then list them)? */
+export function plansNeighbours(plan: Plan): boolean {
+  return plan.networks.some((network) => network.links.some((step) => (step.neighbours?.length ?? 0) > 0));
 }
 
 /** Every sysctl name the plan sets (the snapshot must hold their current values). */

@@ -8,7 +8,7 @@ import { executeActions } from './execute.js';
 import type { KernelAction } from './kernel-actions.js';
 import { computePlan, type PlanInput } from '../plan/plan.js';
 import type { Plan, PodIdentity } from '../plan/plan-types.js';
-import { plannedSysctlNames, reconcile } from './reconcile.js';
+import { plannedSysctlNames, plansNeighbours, reconcile } from './reconcile.js';
 import { nftFamiliesOf, takeSnapshot } from './snapshot.js';
 import { renderSpoofNftTeardown } from '../../bindings/spoof-nft.js';
 import { launcherUser } from '../../bindings/common.js';
@@ -114,7 +114,7 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
     const pod = await discoverPodState(driver, request.discover);
     const plan = withStaleSpoofTableRemoved(computePlan({ ...request, pod, priorIdentities: priorIdentities(prior), renderDomain: false }), prior);
     if (plan.errors.length > 0) return { plan, actions: [], writes: 0 };
-    const snapshot = await takeSnapshot(driver, plannedSysctlNames(plan), plan.nftables, prior);
+    const snapshot = await takeSnapshot(driver, plannedSysctlNames(plan), plan.nftables, prior, plansNeighbours(plan));
     const needsKeeper = plan.networks.some((network) => network.links.some((step) => step.kind === 'dummy' && step.op === 'create'));
     const dummySupported = prior?.dummySupported ?? (needsKeeper ? await driver.supportsLinkKind('dummy') : false);
     const actions = reconcile(plan, snapshot, { dummySupported });

@@ -1,4 +1,4 @@
-// Reads the kernel state the reconcile step compares against (links, addresses, routes, sysctls, our nft tables).
+// Reads the kernel state the reconcile step compares against (links, addresses, routes, neighbours, sysctls, our nft tables).
 import type { KernelDriver } from '../drivers/kernel.js';
 import type { KernelSnapshot } from './reconcile.js';
 import { SPOOF_TABLE } from '../../bindings/spoof-nft.js';
@@ -34,11 +34,13 @@ export async function takeSnapshot(
   sysctlNames: readonly string[],
   nftText: string | null,
   state: AgentState | null,
+  withNeighbours = false,
 ): Promise<KernelSnapshot & { nftListing: string; nftRuleset: string | null }> {
   // One netlink socket answers one dump at a time: these must not run concurrently.
   const links = await driver.listLinks();
   const addresses = await driver.listAddresses();
   const routes = await driver.listRoutes();
+  const neighbours = withNeighbours ? await driver.listNeighbours() : undefined;
   const sysctls: Record<string, string | null> = {};
   for (const name of sysctlNames) sysctls[name] = normalizeSysctl(driver.readSysctl(name));
   const families = nftFamiliesOf(nftText ?? state?.nft?.text ?? null);
@@ -50,5 +52,5 @@ export async function takeSnapshot(
     nftText !== null &&
     recorded?.text === nftText &&
     (recorded.listing !== null ? recorded.listing === nftListing : recorded.applied === true);
-  return { links, addresses, routes, sysctls, nftUpToDate, nftListing, nftRuleset };
+  return { links, addresses, routes, ...(neighbours ? { neighbours } : {}), sysctls, nftUpToDate, nftListing, nftRuleset };
 }

@@ -14,6 +14,7 @@ export const WRITE_METHODS = [
   'deleteAddress',
   'addRoute',
   'deleteRoute',
+  'setPermanentNeighbour',
   'writeSysctl',
   'nftApply',
 ] as const satisfies readonly (keyof KernelDriver)[];
@@ -52,6 +53,7 @@ export function createCountingDriver(inner: KernelDriver, onWrite: (count: numbe
     linkIndex: (name) => inner.linkIndex(name),
     listAddresses: () => inner.listAddresses(),
     listRoutes: () => inner.listRoutes(),
+    listNeighbours: () => inner.listNeighbours(),
     supportsLinkKind: (kind) => inner.supportsLinkKind(kind),
     createBridge: counted('createBridge', (name: string, mac?: string) => inner.createBridge(name, mac)),
     createDummy: counted('createDummy', (name: string) => inner.createDummy(name)),
@@ -64,6 +66,7 @@ export function createCountingDriver(inner: KernelDriver, onWrite: (count: numbe
     deleteAddress: counted('deleteAddress', (index: number, cidr: string) => inner.deleteAddress(index, cidr)),
     addRoute: counted('addRoute', (route: Parameters<KernelDriver['addRoute']>[0]) => inner.addRoute(route)),
     deleteRoute: counted('deleteRoute', (route: Parameters<KernelDriver['deleteRoute']>[0]) => inner.deleteRoute(route)),
+    setPermanentNeighbour: counted('setPermanentNeighbour', (index: number, ip: string, mac: string) => inner.setPermanentNeighbour(index, ip, mac)),
     readSysctl: (name) => inner.readSysctl(name),
     writeSysctl(name, value) {
       const n = ++writes;

@@ -38,6 +38,17 @@ export interface RouteInfo {
   readonly type: number;
 }
 
+/** An ARP (IPv4) or NDP (IPv6) neighbour entry. */
+export interface NeighbourInfo {
+  readonly index: number;
+  readonly family: 4 | 6;
+  readonly ip: string;
+  /** Lower-case MAC, "" while unresolved. */
+  readonly mac: string;
+  /** NUD_PERMANENT: set by an administrator (or the agent), never aged or re-resolved by the kernel. */
+  readonly permanent: boolean;
+}
+
 export interface TapOptions {
   readonly queues: number;
   readonly owner: { readonly uid: number; readonly gid: number };
@@ -60,6 +71,7 @@ export interface KernelDriver {
   linkIndex(name: string): Promise<number | null>;
   listAddresses(): Promise<AddressInfo[]>;
   listRoutes(): Promise<RouteInfo[]>;
+  listNeighbours(): Promise<NeighbourInfo[]>;
   /** Which link kinds this kernel can create (the bridge binding falls back when "dummy" is missing). */
   supportsLinkKind(kind: 'dummy' | 'bridge'): Promise<boolean>;
 
@@ -78,6 +90,8 @@ export interface KernelDriver {
   deleteAddress(index: number, cidr: string): Promise<void>;
   addRoute(route: { readonly dst: string; readonly index: number; readonly gw?: string; readonly family: 4 | 6 }): Promise<void>;
   deleteRoute(route: RouteInfo): Promise<void>;
+  /** A permanent neighbour entry ip → mac on the link, replacing any entry for that address. */
+  setPermanentNeighbour(index: number, ip: string, mac: string): Promise<void>;
 
   readSysctl(name: string): string | null;
   writeSysctl(name: string, value: string): void;

@@ -5,7 +5,7 @@
 // (tests, tools): the netlink socket is opened inside a NetnsScope (and stays bound to the target), and every other
 // namespace-sensitive step — opening /dev/net/tun, /proc/sys files, spawning nft, the dummy probe — runs synchronously
 // inside scope.run. See agent/apply/netns.ts.
-import { parseCidr, cidrAddress } from '../plan/ip.js';
+import { parseCidr, cidrAddress, ipFamily } from '../plan/ip.js';
 import { noteNetlinkSocketClosed, noteNetlinkSocketOpened, openNetnsScope, type NetnsScope, type NetnsTarget } from '../apply/netns.js';
 import { nodeCrypto } from '../plan/lazy-builtins.js';
 import type { AddressInfo, KernelDriver, LinkChanges, LinkInfo, RouteInfo, TapOptions } from './kernel.js';
@@ -13,6 +13,7 @@ import { hasErrno, KernelError } from './kernel-error.js';
 import { createLibNft } from './libnftables.js';
 import { createNft } from './nft.js';
 import { backgroundNetlink, type NetlinkWorker } from './netlink-worker.js';
+import { NUD_PERMANENT } from './rtnl-codec.js';
 import { Rtnl, type RtLink, type RtRoute } from './rtnl.js';
 import { readSysctl, writeSysctl } from './sysctl.js';
 import { createTapDevice } from './tap.js';
@@ -162,6 +163,15 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
     async listRoutes() {
       return (await rtnl.routes()).map(toRouteInfo);
     },
+    async listNeighbours() {
+      return (await rtnl.neighbours()).map((n) => ({
+        index: n.index,
+        family: n.family,
+        ip: n.ip,
+        mac: macText(n.lladdr),
+        permanent: (n.state & NUD_PERMANENT) !== 0,
+      }));
+    },
     supportsLinkKind(kind) {
       let cached = kindSupport.get(kind);
       if (cached === undefined) {
@@ -230,6 +240,12 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
       const what = `${route.dst}${route.gw !== undefined ? ` via ${route.gw}` : ''} dev ${label(route.index)}`;
       const d = routeDst(route.dst, route.family, `netlink: add route ${what}`);
       await rtnl.addRoute({ family: route.family, ...d, oif: route.index, gateway: route.gw ?? null }, what);
+    },
+    async setPermanentNeighbour(index, ip, mac) {
+      const what = `netlink: set neighbour ${ip} on ${label(index)}`;
+      const family = ipFamily(ip);
+      if (family === null) throw new KernelError(what, 'EINVAL', `not an IP address: ${JSON.stringify(ip)}`);
+      await rtnl.setPermanentNeighbour(index, family, ip, macBytes(mac, what), label(index));
     },
     async deleteRoute(route: RouteInfo) {
       const what = `${route.dst}${route.gw !== null ? ` via ${route.gw}` : ''}${route.index !== null ? ` dev ${label(route.index)}` : ''} table ${route.table}`;

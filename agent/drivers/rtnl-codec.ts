@@ -1,7 +1,7 @@
-// rtnetlink message bodies (ifinfomsg, ifaddrmsg, rtmsg and their attributes): encode requests, decode replies. Pure.
+// rtnetlink message bodies (ifinfomsg, ifaddrmsg, rtmsg, ndmsg and their attributes): encode requests, decode replies. Pure.
 //
 // Only what the agent sends and reads: links (name, MAC, MTU, master, flags, IFLA_LINKINFO with the kind, bridge-port
-// learning and tun data), addresses and routes. Layouts are the kernel's uapi (linux/rtnetlink.h, if_link.h,
+// learning and tun data), addresses, routes and neighbour entries. Layouts are the kernel's uapi (linux/rtnetlink.h, if_link.h,
 // if_addr.h). Attribute types are read with the NLA_F_NESTED / NLA_F_NET_BYTEORDER bits masked off, as the kernel
 // sets NLA_F_NESTED on some nests and not on others.
 
@@ -15,9 +15,13 @@ export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
+export const RTM_NEWNEIGH = 28;
+export const RTM_GETNEIGH = 30;
 
 export const NLM_F_DUMP = 0x300;
 export const NLM_F_CREATE_EXCL = 0x400 | 0x200;
+/** NLM_F_CREATE | NLM_F_REPLACE: create, or overwrite what is there (`ip neigh replace`). */
+export const NLM_F_CREATE_REPLACE = 0x400 | 0x100;
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
@@ -51,6 +55,9 @@ const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
 const RTA_PRIORITY = 6;
 const RTA_TABLE = 15;
+
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
 
 const NLA_TYPE_MASK = 0x3fff;
 
@@ -271,8 +278,8 @@ export function encodeAddressRequest(request: AddressRequest): Buffer {
   return Buffer.concat([header, encodeAttrs(attrs)]);
 }
 
-/** The body of a dump request: an all-zero family header (ifinfomsg 16, ifaddrmsg 8, rtmsg 12 bytes). */
-export function encodeDumpRequest(type: typeof RTM_GETLINK | typeof RTM_GETADDR | typeof RTM_GETROUTE): Buffer {
+/** The body of a dump request: an all-zero family header (ifinfomsg 16, ifaddrmsg 8, rtmsg and ndmsg 12 bytes). */
+export function encodeDumpRequest(type: typeof RTM_GETLINK | typeof RTM_GETADDR | typeof RTM_GETROUTE | typeof RTM_GETNEIGH): Buffer {
   return Buffer.alloc(type === RTM_GETLINK ? 16 : type === RTM_GETADDR ? 8 : 12);
 }
 
@@ -365,5 +372,64 @@ export function decodeRoute(body: Buffer): DecodedRoute | null {
     gateway: gateway !== undefined ? Buffer.from(gateway) : null,
     oif: readU32(attrs.get(RTA_OIF)),
     priority: readU32(attrs.get(RTA_PRIORITY)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Neighbour entries (ARP / NDP)
+
+export const NUD_PERMANENT = 0x80;
+
+export interface NeighbourRequest {
+  readonly family: number;
+  readonly index: number;
+  /** ndm_state, e.g. NUD_PERMANENT. */
+  readonly state: number;
+  /** Network-order IP bytes (NDA_DST). */
+  readonly dst: Buffer;
+  /** The link-layer address (NDA_LLADDR). */
+  readonly lladdr: Buffer;
+}
+
+/** ndmsg: family, pad, pad, ifindex, state, flags, type (12 bytes). */
+function ndmsg(family: number, index: number, state: number): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeUInt8(family, 0);
+  b.writeInt32LE(index, 4);
+  b.writeUInt16LE(state, 8);
+  return b;
+}
+
+/** The body of an RTM_NEWNEIGH request. */
+export function encodeNeighbourRequest(request: NeighbourRequest): Buffer {
+  return Buffer.concat([
+    ndmsg(request.family, request.index, request.state),
+    encodeAttrs([
+      { type: NDA_DST, payload: request.dst },
+      { type: NDA_LLADDR, payload: request.lladdr },
+    ]),
+  ]);
+}
+
+export interface DecodedNeighbour {
+  readonly family: number;
+  readonly index: number;
+  readonly state: number;
+  readonly dst: Buffer | null;
+  /** Absent while the entry is unresolved (INCOMPLETE, FAILED). */
+  readonly lladdr: Buffer | null;
+}
+
+export function decodeNeighbour(body: Buffer): DecodedNeighbour | null {
+  if (body.length < 12) return null;
+  const attrs = decodeAttrs(body.subarray(12));
+  const dst = attrs.get(NDA_DST);
+  const lladdr = attrs.get(NDA_LLADDR);
+  return {
+    family: body.readUInt8(0),
+    index: body.readInt32LE(4),
+    state: body.readUInt16LE(8),
+    dst: dst !== undefined ? Buffer.from(dst) : null,
+    lladdr: lladdr !== undefined ? Buffer.from(lladdr) : null,
   };
 }

@@ -19,23 +19,29 @@ import {
   AF_INET6,
   decodeAddress,
   decodeLink,
+  decodeNeighbour,
   decodeRoute,
   encodeAddressRequest,
   encodeDumpRequest,
   encodeLinkRequest,
+  encodeNeighbourRequest,
   encodeRouteRequest,
   NLM_F_CREATE_EXCL,
+  NLM_F_CREATE_REPLACE,
   NLM_F_DUMP,
   RTM_DELADDR,
   RTM_DELLINK,
   RTM_DELROUTE,
   RTM_GETADDR,
   RTM_GETLINK,
+  RTM_GETNEIGH,
   RTM_GETROUTE,
   RTM_NEWADDR,
   RTM_NEWLINK,
+  RTM_NEWNEIGH,
   RTM_NEWROUTE,
   RTM_SETLINK,
+  NUD_PERMANENT,
   type DecodedLink,
   type DecodedTun,
   type LinkRequest,
@@ -76,6 +82,16 @@ export interface RtRoute {
   readonly priority: number | null;
 }
 
+export interface RtNeighbour {
+  readonly index: number;
+  readonly family: 4 | 6;
+  readonly ip: string;
+  /** Null while unresolved. */
+  readonly lladdr: Buffer | null;
+  /** ndm_state (NUD_*). */
+  readonly state: number;
+}
+
 export interface RtLinkChange {
   readonly name?: string;
   readonly address?: Buffer;
@@ -104,6 +120,13 @@ function parseAddress(body: Buffer): RtAddress | null {
   const family = a === null ? null : familyOf(a.family);
   if (a === null || family === null || a.address === null) return null;
   return { index: a.index, family, ip: bytesToIp(a.address, family), prefixLength: a.prefixLength, scope: a.scope };
+}
+
+function parseNeighbour(body: Buffer): RtNeighbour | null {
+  const n = decodeNeighbour(body);
+  const family = n === null ? null : familyOf(n.family);
+  if (n === null || family === null || n.dst === null) return null;
+  return { index: n.index, family, ip: bytesToIp(n.dst, family), lladdr: n.lladdr, state: n.state };
 }
 
 function parseRoute(body: Buffer): RtRoute | null {
@@ -184,6 +207,18 @@ export class Rtnl {
   async routes(): Promise<RtRoute[]> {
     const bodies = await this.call('list routes', RTM_GETROUTE, encodeDumpRequest(RTM_GETROUTE), NLM_F_DUMP);
     return bodies.map(parseRoute).filter((r): r is RtRoute => r !== null);
+  }
+
+  /** IPv4 (ARP) and IPv6 (NDP) neighbour entries of every link; a dump with family AF_UNSPEC, which is not the bridge FDB. */
+  async neighbours(): Promise<RtNeighbour[]> {
+    const bodies = await this.call('list neighbours', RTM_GETNEIGH, encodeDumpRequest(RTM_GETNEIGH), NLM_F_DUMP);
+    return bodies.map(parseNeighbour).filter((n): n is RtNeighbour => n !== null);
+  }
+
+  /** A permanent neighbour entry, replacing what the kernel holds for that address (`ip neigh replace … nud permanent`). */
+  async setPermanentNeighbour(index: number, family: 4 | 6, ip: string, lladdr: Buffer, label: string): Promise<void> {
+    const body = encodeNeighbourRequest({ family: family === 4 ? AF_INET : AF_INET6, index, state: NUD_PERMANENT, dst: ipBytes(ip, family), lladdr });
+    await this.call(`set neighbour ${ip} on ${label}`, RTM_NEWNEIGH, body, NLM_F_CREATE_REPLACE);
   }
 
   /** RTM_NEWLINK with CREATE|EXCL: a new link of the given kind (bridge, dummy, veth …), down. */

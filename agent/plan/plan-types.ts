@@ -34,6 +34,17 @@ export interface LinkStep {
   readonly learning?: boolean;
   readonly queues?: number;
   readonly owner?: { readonly uid: number; readonly gid: number };
+  /**
+   * Permanent neighbour (ARP/NDP) entries the link must hold once up: the masquerade bridge resolves the guest's
+   * address to its MAC without asking the guest (see docs/migration.md: it spares the target pod an ARP round trip
+   * through a guest that has just resumed). Other entries on the link are the kernel's and are left alone.
+   */
+  readonly neighbours?: readonly NeighbourEntry[];
+}
+
+export interface NeighbourEntry {
+  readonly ip: string;
+  readonly mac: string;
 }
 
 export interface DhcpV4Plan {

@@ -29,6 +29,8 @@ export function ipCommand(action: KernelAction): string | null {
       return `addr del ${action.cidr} dev ${action.link}`;
     case 'add-route':
       return `${action.family === 6 ? '-6 ' : ''}route add ${action.dst}${action.gw ? ` via ${action.gw}` : ''} dev ${action.link}`;
+    case 'set-neighbour':
+      return `neigh replace ${action.ip} lladdr ${action.mac} dev ${action.link} nud permanent`;
     case 'delete-link':
       return `link del ${action.link}`;
     case 'delete-links':

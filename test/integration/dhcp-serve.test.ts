@@ -195,7 +195,8 @@ describe.skipIf(!netnsAvailable())('serve: DHCPv4 to real clients in fake guests
       expect(readFileSync(`/proc/${serve.pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--max-semi-space-size=1', '--single-threaded']));
       expect(serve.logs.find((line) => line['msg'] === 'serving')?.['nodeFlags']).toEqual(['--max-semi-space-size=1', '--single-threaded']);
       for (const client of [udhcpc, dhclient]) {
-        await withGuest(setup.cni.pod, 'k6t-eth0', undefined, async (guest) => {
+        // The guest has the MAC the domain gets (the pod NIC's): the bridge pins 10.0.2.2 to it.
+        await withGuest(setup.cni.pod, 'k6t-eth0', setup.cni.attachments[0]!.mac, async (guest) => {
           const run = await client(guest, setup.clientDir(client.name));
           record(`masquerade ${client.name}`, run);
           expect(run.lease.addresses).toEqual(['10.0.2.2/24']);

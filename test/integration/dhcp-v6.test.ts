@@ -97,6 +97,8 @@ describe.skipIf(!netnsAvailable())('DHCPv6 and router advertisements on a masque
       guest = await makeNetns('vna-g6');
       await cni.pod.execOk(['ip', 'link', 'add', 'vguest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guest.name]);
       await cni.pod.execOk(['ip', 'link', 'set', 'vguest', 'master', 'k6t-eth0', 'up']);
+      // The guest has the MAC the plan gave the domain (the pod's eth0 MAC): the bridge resolves 10.0.2.2 to it.
+      await guest.execOk(['ip', 'link', 'set', 'eth0', 'address', cni.attachments[0]?.mac ?? '']);
       await guest.execOk(['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=0', 'net.ipv6.conf.default.accept_ra=1']);
       await guest.execOk(['ip', 'link', 'set', 'eth0', 'mtu', '1450']);
 

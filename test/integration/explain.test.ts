@@ -69,6 +69,8 @@ describe.skipIf(!netnsAvailable())('explain on a plumbed pod', { timeout: 900_00
       guest = await makeNetns('vna-exg');
       await cni.pod.execOk(['ip', 'link', 'add', 'vguest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guest.name]);
       await cni.pod.execOk(['ip', 'link', 'set', 'vguest', 'master', 'k6t-eth0', 'up']);
+      // The guest has the MAC the plan gave the domain (the pod's eth0 MAC): the bridge resolves 10.0.2.2 to it.
+      await guest.execOk(['ip', 'link', 'set', 'eth0', 'address', cni.attachments[0]?.mac ?? '']);
       await guest.execOk(['ip', 'addr', 'add', '10.0.2.2/24', 'dev', 'eth0']);
       await guest.execOk(['ip', 'link', 'set', 'eth0', 'up']);
       await guest.execOk(['ip', 'route', 'add', 'default', 'via', '10.0.2.1']);

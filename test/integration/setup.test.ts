@@ -137,6 +137,9 @@ describe.skipIf(!netnsAvailable())('setup and teardown on a CNI-built pod', { ti
           expect(keeperAddresses).toContain(`inet6 ${linkLocalBefore ?? ''}`);
         } else {
           expect(byName('k6t-eth0')?.['address']).toBe('02:00:00:00:00:00');
+          // The guest address is pinned to the guest MAC (the pod NIC's, as the domain gets it): no ARP through the guest.
+          const neighbours = (await cni.pod.execOk(['ip', 'neigh', 'show', 'dev', 'k6t-eth0'])).stdout;
+          expect(neighbours).toContain(`10.0.2.2 lladdr ${cni.attachments[0]?.mac ?? '?'} PERMANENT`);
           expect((await cni.pod.execOk(['nft', '-s', 'list', 'chain', 'ip', 'nat', 'KUBEVIRT_PREINBOUND'])).stdout).toContain('tcp dport 80 counter dnat to 10.0.2.2');
         }
         const converged = await dump(cni.pod);
@@ -259,6 +262,8 @@ describe.skipIf(!netnsAvailable())('data path through a fake guest', { timeout: 
       guest = await makeNetns('vna-guest');
       await cni.pod.execOk(['ip', 'link', 'add', 'vguest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guest.name]);
       await cni.pod.execOk(['ip', 'link', 'set', 'vguest', 'master', 'k6t-eth0', 'up']);
+      // The guest has the MAC the plan gave the domain (the pod's eth0 MAC): the bridge resolves 10.0.2.2 to it.
+      await guest.execOk(['ip', 'link', 'set', 'eth0', 'address', cni.attachments[0]?.mac ?? '']);
       await guest.execOk(['ip', 'addr', 'add', '10.0.2.2/24', 'dev', 'eth0']);
       await guest.execOk(['ip', 'link', 'set', 'eth0', 'up']);
       await guest.execOk(['ip', 'route', 'add', 'default', 'via', '10.0.2.1']);

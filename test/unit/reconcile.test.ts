@@ -1,6 +1,7 @@
 // Unit tests of the pure reconcile/teardown steps: actions from a plan and a kernel snapshot, none when converged.
 import { describe, expect, it } from 'vitest';
-import type { AddressInfo, LinkInfo } from '../../agent/drivers/kernel.js';
+import type { AddressInfo, LinkInfo, NeighbourInfo } from '../../agent/drivers/kernel.js';
+import type { KernelAction } from '../../agent/apply/kernel-actions.js';
 import { computePlan } from '../../agent/plan/plan.js';
 import { pinnedBridgeMac, reconcile, type KernelSnapshot } from '../../agent/apply/reconcile.js';
 import type { AgentState } from '../../agent/apply/state-dir.js';
@@ -107,7 +108,7 @@ describe('reconcile: masquerade', () => {
   it('creates the pinned-MAC bridge and tap, sysctls after links, nft last', () => {
     const actions = reconcile(plan, { ...freshPod, sysctls: {} }, { dummySupported: false });
     expect(actions.map((action) => action.do)).toEqual([
-      'create-bridge', 'set-link', 'add-address', 'set-link',
+      'create-bridge', 'set-link', 'add-address', 'set-link', 'set-neighbour',
       'create-tap', 'set-link', 'set-link', 'set-link',
       'write-sysctl', 'write-sysctl', 'apply-nft',
     ]);
@@ -116,6 +117,23 @@ describe('reconcile: masquerade', () => {
   it('skips nft when the kernel already holds the ruleset', () => {
     const actions = reconcile(plan, { ...freshPod, nftUpToDate: true }, { dummySupported: false });
     expect(actions.some((action) => action.do === 'apply-nft')).toBe(false);
+  });
+  it('pins the guest address on the bridge once it is up, and only when the kernel lacks that permanent entry', () => {
+    const actions = reconcile(plan, { ...freshPod, sysctls: {} }, { dummySupported: false });
+    const upAt = actions.findIndex((action) => action.do === 'set-link' && action.link === 'k6t-eth0' && action.up === true);
+    const neighbourAt = actions.findIndex((action) => action.do === 'set-neighbour');
+    expect(actions[neighbourAt]).toEqual({ do: 'set-neighbour', link: 'k6t-eth0', ip: '10.0.2.2', mac: '4a:2f:9c:10:00:05' });
+    expect(neighbourAt).toBeGreaterThan(upAt);
+    const bridge: LinkInfo = { index: 9, name: 'k6t-eth0', kind: 'bridge', mac: '02:00:00:00:00:00', mtu: 1450, up: true, masterIndex: null, learning: null, tun: null };
+    const withBridge = { ...freshPod, links: [...freshPod.links, bridge], addresses: [...freshPod.addresses, { index: 9, cidr: '10.0.2.1/24', family: 4 as const, scope: 'global' as const }] };
+    const entry = (mac: string, permanent: boolean): NeighbourInfo => ({ index: 9, family: 4, ip: '10.0.2.2', mac, permanent });
+    const neighbourActions = (neighbours: NeighbourInfo[]): KernelAction[] =>
+      reconcile(plan, { ...withBridge, neighbours }, { dummySupported: false }).filter((action) => action.do === 'set-neighbour');
+    expect(neighbourActions([entry('4a:2f:9c:10:00:05', true)])).toEqual([]);
+    // A learned (dynamic) entry, or a permanent one with another MAC, is replaced.
+    expect(neighbourActions([entry('4a:2f:9c:10:00:05', false)])).toHaveLength(1);
+    expect(neighbourActions([entry('4a:2f:9c:10:00:99', true)])).toHaveLength(1);
+    expect(neighbourActions([])).toHaveLength(1);
   });
 });
 
