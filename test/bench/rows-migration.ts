@@ -6,7 +6,7 @@
 // as source and the other way round; both kinds are measured alternately under the same machine load.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { guestMissing, waitForGuestLine } from '../helpers/guest.js';
+import { guestMissing, readConsole, waitForGuestLine } from '../helpers/guest.js';
 import { libvirtdMissing } from '../helpers/libvirtd.js';
 import { agentOk, migrate, PodSide, startProbe, virshOk, withStatus } from '../helpers/migration.js';
 import { deleteNetns, makeNetns, run, type Netns } from '../helpers/netns.js';
@@ -78,20 +78,25 @@ export async function migrationRows(env: BenchEnv): Promise<Row[]> {
 
     const order = [script1, agent2, script2, agent1];
     const hops: Hop[] = [];
+    /** Migrations after which the guest never answered again (a TCG guest hang, see BENCHMARKS.md), per limit. */
+    const hung: { readonly limit: number | undefined; readonly into: string }[] = [];
     let at: PodSide = agent1;
     let i = 0;
+    /** A fresh guest booted in agent1 (the domain stopped wherever it runs), so the next hop starts clean. */
+    const freshGuest = async (): Promise<void> => {
+      for (const side of sides) if (await side.domainActive(domain)) await virshOk(side.uri, ['destroy', domain]);
+      rmSync(bootConsole, { force: true });
+      agent1.consoleFile = bootConsole;
+      await virshOk(agent1.uri, ['start', domain]);
+      await waitForLease(bootConsole);
+      at = agent1;
+    };
     for (const limit of LIMITS) {
-      if (hops.length > 0) {
-        // A fresh guest per row: one TCG guest migrated a dozen times in a row was seen to hang (vCPU spinning).
-        await virshOk(at.uri, ['destroy', domain]);
-        rmSync(bootConsole, { force: true });
-        agent1.consoleFile = bootConsole;
-        await virshOk(agent1.uri, ['start', domain]);
-        await waitForLease(bootConsole);
-        at = agent1;
-      }
+      // A fresh guest per row: one TCG guest migrated a dozen times in a row was seen to hang (vCPU spinning).
+      if (hops.length > 0) await freshGuest();
       const count = (k: Hop['into']): number => hops.filter((h) => h.limit === limit && h.into === k).length;
       for (; count('agent') < perKind || count('script') < perKind; i++) {
+        if (order[i % order.length] === at) i++; // after a fresh guest in agent1
         const to = order[i % order.length] as PodSide;
         const probe = await startProbe(node, join(env.workDir, `mig-probe-${i}.log`), [at.podIp, to.podIp]);
         let mig: Awaited<ReturnType<typeof migrate>>;
@@ -102,7 +107,14 @@ export async function migrationRows(env: BenchEnv): Promise<Row[]> {
           await waitReplies(probe, probe.replies() + 100);
         } catch (err) {
           await probe.stop();
-          throw err;
+          if (!(err instanceof GuestSilent) || hung.length >= MAX_HUNG) throw err;
+          // Not a gap: the guest stopped (QEMU/TCG), in an agent pod or a script pod alike. Noted in the row, not timed.
+          hung.push({ limit, into: to.label });
+          const neighbours = (await to.pod.exec(['ip', 'neigh', 'show', 'dev', 'k6t-eth0'])).stdout.trim().replace(/\n/g, '; ');
+          const consoleTail = readConsole(to.consoleFile).trim().split('\n').slice(-4).join(' | ');
+          env.log(`migration (max downtime ${limit ?? 'default'}) ${at.label} → ${to.label}: ${err.message}; domain running there: ${await to.domainActive(domain)}; its neighbours: ${neighbours}; console tail: ${consoleTail}; a fresh guest boots in agent1`);
+          await freshGuest();
+          continue;
         }
         const result = await probe.stop();
         const into = to.label.startsWith('agent') ? 'agent' : 'script';
@@ -111,7 +123,7 @@ export async function migrationRows(env: BenchEnv): Promise<Row[]> {
         at = to;
       }
     }
-    return LIMITS.map((limit) => row(hops.filter((h) => h.limit === limit), limit));
+    return LIMITS.map((limit) => row(hops.filter((h) => h.limit === limit), limit, hung.filter((h) => h.limit === limit).map((h) => h.into)));
   } finally {
     for (const pidFile of dnsmasqs) await run(['sh', '-c', `[ -f ${pidFile} ] && kill $(cat ${pidFile}) || true`]);
     for (const side of sides) await side.cleanup(domain);
@@ -119,7 +131,7 @@ export async function migrationRows(env: BenchEnv): Promise<Row[]> {
   }
 }
 
-function row(hops: readonly Hop[], limit: number | undefined): Row {
+function row(hops: readonly Hop[], limit: number | undefined, hungInto: readonly string[]): Row {
   const gaps = (k: Hop['into']): number[] => hops.filter((h) => h.into === k).map((h) => h.gapMs);
   const qemu = (k: Hop['into']): number[] => hops.filter((h) => h.into === k && h.qemuDowntimeMs !== null).map((h) => h.qemuDowntimeMs ?? 0);
   /** What the network adds to QEMU's pause: probe gap minus QEMU's own downtime, per migration. */
@@ -138,14 +150,21 @@ function row(hops: readonly Hop[], limit: number | undefined): Row {
       `${ours.length}+${theirs.length} migrations alternating agent/script targets (virsh migrate --live --p2p, unix sockets proxied over the node); ` +
       `gaps agent [${ours.map((g) => g.toFixed(0)).join(', ')}], script [${theirs.map((g) => g.toFixed(0)).join(', ')}] ms; ` +
       `QEMU's own downtime median agent ${median(qemu('agent')).toFixed(0)} ms, script ${median(qemu('script')).toFixed(0)} ms; ` +
-      `gap minus QEMU downtime median agent ${median(network('agent')).toFixed(0)} ms, script ${median(network('script')).toFixed(0)} ms`,
+      `gap minus QEMU downtime median agent ${median(network('agent')).toFixed(0)} ms, script ${median(network('script')).toFixed(0)} ms` +
+      (hungInto.length > 0 ? `; ${hungInto.length} migration(s) (into ${hungInto.join(', ')}) left the TCG guest silent and were redone with a fresh guest` : ''),
   };
 }
+
+/** The probe got no replies for a minute: the guest (or its QEMU) stopped, not a slow network. */
+class GuestSilent extends Error {}
+
+/** Hops redone with a fresh guest before the row gives up. */
+const MAX_HUNG = 5;
 
 async function waitReplies(probe: { replies(): number }, n: number): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (probe.replies() < n) {
-    if (Date.now() > deadline) throw new Error(`probe: only ${probe.replies()} of ${n} replies in 60 s (the guest stopped answering)`);
+    if (Date.now() > deadline) throw new GuestSilent(`probe: only ${probe.replies()} of ${n} replies in 60 s (the guest stopped answering)`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -24,6 +24,15 @@ const BRIDGE_MIGRATION = 'kubevirt.io/allow-pod-bridge-network-live-migration';
  * back into the first pod once left a target QEMU that libvirt shut down before the guest printed anything.
  */
 const CMDLINE = 'vna.tick=1 vna.renew=3';
+/**
+ * Each scenario is rerun once from scratch (new pods, new domain) when they fail: in three full-suite
+ * runs (legacy transport twice, bridge binding once) the migrated TCG guest answered the probe on the target for 2-3 s
+ * and stopped, its kernel oopsing (rcu_preempt) or silent, while libvirt said the domain was running. The bench sees
+ * the same guest deaths (panics in the receive softirq) after migrations into its script-plumbed pods as well as into
+ * agent pods (BENCHMARKS.md, live migration). Never seen when this file runs alone; QEMU 7.2 + TCG, not understood.
+ * A failure message names both pods' state and console tails; a failure twice in a row is reported.
+ */
+const TCG_GUEST_RETRY = 1;
 
 const skipReason =
   process.env['VNA_E2E'] === '0' ? 'VNA_E2E=0' : !netnsAvailable() ? 'needs root and ip netns' : (guestMissing() ?? libvirtdMissing());
@@ -176,7 +185,7 @@ async function expectGuard(to: PodSide, mac: string): Promise<void> {
 }
 
 describe.skipIf(skipReason !== null)(`live migration between agent-plumbed pods${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  it('masquerade, migrationTransport Unix: failed target setup and an aborted migration leave the source serving; the guest moves, renews with the target, and moves back', { timeout: TEST_TIMEOUT_MS }, async () => {
+  it('masquerade, migrationTransport Unix: failed target setup and an aborted migration leave the source serving; the guest moves, renews with the target, and moves back', { timeout: TEST_TIMEOUT_MS, retry: TCG_GUEST_RETRY }, async () => {
     const m = new Migration();
     try {
       await m.pods('10.244.41.0/24', ['10.244.41.5', '10.244.41.6']);
@@ -249,7 +258,7 @@ describe.skipIf(skipReason !== null)(`live migration between agent-plumbed pods$
     }
   });
 
-  it('bridge binding with the pod IP kept (as OVN-Kubernetes does): the guest keeps the address, the probe to it resumes, the target ACKs its renewal', { timeout: TEST_TIMEOUT_MS }, async () => {
+  it('bridge binding with the pod IP kept (as OVN-Kubernetes does): the guest keeps the address, the probe to it resumes, the target ACKs its renewal', { timeout: TEST_TIMEOUT_MS, retry: TCG_GUEST_RETRY }, async () => {
     const m = new Migration();
     try {
       // Both pods get the same IP: the target's is only on its eth0 until setup hands it to the guest's bridge.
@@ -283,11 +292,7 @@ describe.skipIf(skipReason !== null)(`live migration between agent-plumbed pods$
     }
   });
 
-  // retry 1: in two full-suite runs (CI 2026-12-06 and one here) the migrated TCG guest answered the probe on the
-  // target for exactly 3 s, printed nothing on its new console and stopped, while libvirt reported the domain running;
-  // never seen when this file runs alone. Unexplained (QEMU/TCG side, like the hang after ~10 migrations in a row that
-  // the bench sees); the scenario is rerun once from scratch (new pods, new domain); a failure names both pods' state.
-  it('masquerade, legacy transport: 127.0.0.1:49152 stays in the pod (not DNATed to the guest) and carries the migration', { timeout: TEST_TIMEOUT_MS, retry: 1 }, async () => {
+  it('masquerade, legacy transport: 127.0.0.1:49152 stays in the pod (not DNATed to the guest) and carries the migration', { timeout: TEST_TIMEOUT_MS, retry: TCG_GUEST_RETRY }, async () => {
     const m = new Migration();
     try {
       await m.pods('10.244.43.0/24', ['10.244.43.5', '10.244.43.6']);
