@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { agent, setupSummary } from '../helpers/agent-run.js';
-import { deleteNetns, makeNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
+import { attachGuest } from '../helpers/dhcp-guest.js';
+import { deleteNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
 import { probe, probeUntil, startServer } from '../helpers/tcp.js';
 
 const VMI = `apiVersion: kubevirt.io/v1
@@ -50,14 +51,10 @@ describe.skipIf(!netnsAvailable())('masquerade data path (dual stack)', { timeou
     writeFileSync(vmi, VMI);
     setupSummary(await agent(['setup', '--vmi', vmi, '--netns', cni.pod.path, '--state-dir', join(dir, 'state'), '--resolv-conf', '/dev/null']));
     // The fake guest in place of the tap, configured as the DHCPv4/DHCPv6 leases and the RA would.
-    guest = await makeNetns('vna-guest');
-    await cni.pod.execOk(['ip', 'link', 'add', 'vguest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guest.name]);
-    await cni.pod.execOk(['ip', 'link', 'set', 'vguest', 'master', 'k6t-eth0', 'up']);
-    // The guest has the MAC the plan gave the domain (the pod's eth0 MAC): the bridge resolves 10.0.2.2 to it.
-    await guest.execOk(['ip', 'link', 'set', 'eth0', 'address', cni.attachments[0]?.mac ?? '']);
+    // It has the MAC the plan gave the domain (the pod's eth0 MAC): the bridge resolves 10.0.2.2 to it.
+    guest = await attachGuest(cni.pod, 'k6t-eth0', 'vguest', cni.attachments[0]?.mac);
     await guest.execOk(['ip', 'addr', 'add', '10.0.2.2/24', 'dev', 'eth0']);
     await guest.execOk(['ip', 'addr', 'add', 'fd10:0:2::2/120', 'dev', 'eth0', 'nodad']);
-    await guest.execOk(['ip', 'link', 'set', 'eth0', 'up']);
     await guest.execOk(['ip', 'route', 'add', 'default', 'via', '10.0.2.1']);
     await guest.execOk(['ip', '-6', 'route', 'add', 'default', 'via', 'fd10:0:2::1']);
     servers.push(await startServer(guest, 'guest', [80, 81]));

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
-import { deleteNetns, makeNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
+import { attachGuest } from '../helpers/dhcp-guest.js';
+import { deleteNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
 
 const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 
@@ -66,13 +67,9 @@ describe.skipIf(!netnsAvailable())('explain on a plumbed pod', { timeout: 900_00
       expect(podIp).toMatch(/^10\.244\.11\./);
 
       // Fake guest with servers on 80 and 81, and one real connection to each from the node.
-      guest = await makeNetns('vna-exg');
-      await cni.pod.execOk(['ip', 'link', 'add', 'vguest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guest.name]);
-      await cni.pod.execOk(['ip', 'link', 'set', 'vguest', 'master', 'k6t-eth0', 'up']);
-      // The guest has the MAC the plan gave the domain (the pod's eth0 MAC): the bridge resolves 10.0.2.2 to it.
-      await guest.execOk(['ip', 'link', 'set', 'eth0', 'address', cni.attachments[0]?.mac ?? '']);
+      // It has the MAC the plan gave the domain (the pod's eth0 MAC): the bridge resolves 10.0.2.2 to it.
+      guest = await attachGuest(cni.pod, 'k6t-eth0', 'vguest', cni.attachments[0]?.mac);
       await guest.execOk(['ip', 'addr', 'add', '10.0.2.2/24', 'dev', 'eth0']);
-      await guest.execOk(['ip', 'link', 'set', 'eth0', 'up']);
       await guest.execOk(['ip', 'route', 'add', 'default', 'via', '10.0.2.1']);
       const child = spawn('ip', ['netns', 'exec', guest.name, process.execPath, '-e',
         "const net=require('net');for(const p of [80,81])net.createServer(s=>s.end('guest:'+p)).listen(p,()=>console.log('ready '+p));"]);

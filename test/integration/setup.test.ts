@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
-import { makeNetns, deleteNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
+import { attachGuest } from '../helpers/dhcp-guest.js';
+import { deleteNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
 
 const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 
@@ -233,12 +234,8 @@ describe.skipIf(!netnsAvailable())('data path through a fake guest', { timeout: 
       const pod = cni.attachments[0];
       expect(pod).toBeDefined();
       // The fake guest takes the pod's identity (DHCP gives it this lease; statically configured here).
-      guest = await makeNetns('vna-guest');
-      await cni.pod.execOk(['ip', 'link', 'add', 'vguest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guest.name]);
-      await cni.pod.execOk(['ip', 'link', 'set', 'vguest', 'master', 'k6t-eth0', 'up']);
-      await guest.execOk(['ip', 'link', 'set', 'eth0', 'address', pod!.mac]);
+      guest = await attachGuest(cni.pod, 'k6t-eth0', 'vguest', pod!.mac);
       await guest.execOk(['ip', 'addr', 'add', pod!.addresses[0]!, 'dev', 'eth0']);
-      await guest.execOk(['ip', 'link', 'set', 'eth0', 'up']);
       await guest.execOk(['ip', 'route', 'add', 'default', 'via', '10.244.9.1']);
       const ping = await guest.exec(['busybox', 'ping', '-c', '3', '-W', '5', '10.244.9.1']);
       expect(ping.stdout).toContain('3 packets received');
@@ -259,13 +256,9 @@ describe.skipIf(!netnsAvailable())('data path through a fake guest', { timeout: 
       const setup = await agent(['setup', '--vmi', vmi, '--netns', cni.pod.path, '--state-dir', join(dir, 'state'), '--resolv-conf', '/dev/null']);
       expect(setup.code).toBe(0);
       // The fake guest: a veth enslaved to the bridge in place of the tap, configured as the DHCP lease would.
-      guest = await makeNetns('vna-guest');
-      await cni.pod.execOk(['ip', 'link', 'add', 'vguest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guest.name]);
-      await cni.pod.execOk(['ip', 'link', 'set', 'vguest', 'master', 'k6t-eth0', 'up']);
-      // The guest has the MAC the plan gave the domain (the pod's eth0 MAC): the bridge resolves 10.0.2.2 to it.
-      await guest.execOk(['ip', 'link', 'set', 'eth0', 'address', cni.attachments[0]?.mac ?? '']);
+      // It has the MAC the plan gave the domain (the pod's eth0 MAC): the bridge resolves 10.0.2.2 to it.
+      guest = await attachGuest(cni.pod, 'k6t-eth0', 'vguest', cni.attachments[0]?.mac);
       await guest.execOk(['ip', 'addr', 'add', '10.0.2.2/24', 'dev', 'eth0']);
-      await guest.execOk(['ip', 'link', 'set', 'eth0', 'up']);
       await guest.execOk(['ip', 'route', 'add', 'default', 'via', '10.0.2.1']);
       const ping = await guest.exec(['busybox', 'ping', '-c', '3', '-W', '5', '10.244.8.1']);
       expect(ping.stdout).toContain('3 packets received');
