@@ -7,25 +7,31 @@ import { pino } from 'pino';
 import type { Command } from './command.js';
 import { InputError } from '../plan/errors.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
+import { DEFAULT_AGENT_CONFIG_PATH, defaultAgentConfig, loadAgentConfig } from '../cni/agent-config.js';
 
 /** The same variable as serve's (cmd-serve.ts); not imported from there, which would load serve's code. */
 const LOG_LEVEL_ENV = 'VIRT_NET_AGENT_LOG_LEVEL';
 
-export const DEFAULT_CNI_SOCKET = '/run/virt-net-agent/cni.sock';
+export const DEFAULT_CNI_SOCKET = defaultAgentConfig().socket;
 
 const OPTIONS = {
+  config: { type: 'string' },
   socket: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const USAGE = `Usage: virt-net-agent cni-daemon [--socket PATH]
+const USAGE = `Usage: virt-net-agent cni-daemon [--config FILE] [--socket PATH]
 
 Runs the CNI plugin resident. The static shim installed as /opt/cni/bin/virt-net-agent forwards each invocation
 (its environment and stdin) to this socket and prints the answer, so an ADD costs no Node start; with no daemon
 listening the shim runs the self-contained fallback executable instead (same answers, slower). Invocations are
 answered one at a time in arrival order. Logs are pino JSON lines on stdout, one per invocation.
 
-  --socket PATH   the unix socket to listen on (default ${DEFAULT_CNI_SOCKET}; mode 0600, its directory is created).
+  --config FILE   the agent configuration: state root, kubeconfig, vmiDir, socket, limits (docs/cni.md); default
+                  ${DEFAULT_AGENT_CONFIG_PATH}, built-in defaults when that is absent. Read once at start; as root, a
+                  file not owned by root or writable by group/others is refused.
+  --socket PATH   the unix socket to listen on (default: the configuration's socket, else ${DEFAULT_CNI_SOCKET};
+                  mode 0600, its directory is created).
                   The shim finds it through VIRT_NET_AGENT_CNI_SOCKET or "socket=PATH" in /opt/cni/bin/virt-net-agent.conf.
 
 Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info).
@@ -53,7 +59,8 @@ export const cniDaemonCommand: Command = {
       process.stdout.write(USAGE);
       return 0;
     }
-    const socketPath = values.socket ?? DEFAULT_CNI_SOCKET;
+    const agent = loadAgentConfig(values.config);
+    const socketPath = values.socket ?? agent.socket;
     if (socketPath.length > 107) throw new InputError('--socket', `path of ${socketPath.length} bytes is longer than a unix socket address allows (107)`);
     mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
     if (existsSync(socketPath)) {
@@ -70,9 +77,9 @@ export const cniDaemonCommand: Command = {
       return null;
     });
     setBackgroundNetlink(worker);
-    const daemon = await startCniDaemon({ socketPath, logger });
+    const daemon = await startCniDaemon({ socketPath, logger, agent });
     chmodSync(socketPath, 0o600);
-    logger.info({ socket: socketPath, pid: process.pid, backgroundDeletes: worker !== null }, 'cni-daemon listening');
+    logger.info({ socket: socketPath, pid: process.pid, config: agent.source, stateRoot: agent.stateRoot, backgroundDeletes: worker !== null }, 'cni-daemon listening');
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
         process.off('SIGTERM', stop);

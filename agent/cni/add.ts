@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runSetup } from '../apply/setup.js';
+import type { AgentConfig } from './agent-config.js';
 import type { CniRequest, ChainedBinding } from './config.js';
 import { attachmentDir, attachmentKey, readAttachment, removeAttachment, resolvConfText, writeAttachment } from './attachment.js';
 import { chainedResult } from './chained-result.js';
@@ -16,7 +17,7 @@ export function attachmentHostname(request: CniRequest): string {
   return request.args['K8S_POD_NAME'] ?? request.containerId.slice(0, 12);
 }
 
-export async function chainedAdd(request: CniRequest, binding: ChainedBinding): Promise<string> {
+export async function chainedAdd(request: CniRequest, binding: ChainedBinding, agent: AgentConfig): Promise<string> {
   const { conf } = request;
   const prev: PrevResult | null = conf.prevResult;
   if (prev === null) {
@@ -24,7 +25,7 @@ export async function chainedAdd(request: CniRequest, binding: ChainedBinding): 
   }
   const pod = podNicOf(prev, request.ifname);
   const key = attachmentKey(conf.name, request.containerId, request.ifname);
-  const dir = attachmentDir(conf.stateDir, key);
+  const dir = attachmentDir(agent.stateRoot, key);
   const fresh = readAttachment(dir) === null && !existsSync(join(dir, 'state.json'));
   const vmi = chainedVmi(conf, binding, key, request.containerId, request.ifname);
   const kubevirtConfig = chainedConfig(binding);
@@ -38,7 +39,7 @@ export async function chainedAdd(request: CniRequest, binding: ChainedBinding): 
       phase: 'start',
       arch: pluginArch(),
       spoofProtection: conf.spoofProtection,
-      stateRoot: conf.stateDir,
+      stateRoot: agent.stateRoot,
       discover: attachmentDiscover(dir, attachmentHostname(request)),
       dryRun: false,
     });

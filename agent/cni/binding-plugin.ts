@@ -7,18 +7,22 @@
 // (10.0.2.1/24), tap0 owned by the launcher user, and the NAT ruleset. It also sets
 // net.ipv4.ip_unprivileged_port_start=0 in the pod, as KubeVirt's passt-binding CNI does, so the hook sidecar
 // (uid 107, no capabilities) can bind DHCP's ports: `virt-net-agent sidecar --serve` serves DHCPv4/DHCPv6 in the
-// same process that answers OnDefineDomain. The VMI (ports, MAC, annotations, migration) comes from `vmiPath` or
-// the Kubernetes API (`kubeconfig` + CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME); without either, every port is forwarded.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// same process that answers OnDefineDomain. The VMI (ports, MAC, annotations, migration) comes from the agent
+// configuration's `vmiDir` (`<vmiDir>/<namespace>/<pod>.yaml`) or the Kubernetes API (its `kubeconfig`), for the pod
+// CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME name; without either, every port is forwarded.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { runSetup } from '../apply/setup.js';
+import type { AgentConfig } from './agent-config.js';
 import { attachmentHostname } from './add.js';
 import { attachmentDir, attachmentKey, readAttachment, removeAttachment, writeAttachment } from './attachment.js';
 import { bindingPluginVmi } from './binding-plugin-vmi.js';
 import type { CniRequest } from './config.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
 import { launcherVmi, readKubeconfig } from './kube-api.js';
+import { readBoundedFile } from './bounded-read.js';
+import { podOf } from './pod-name.js';
 import { attachmentDiscover, openPodDriver, pluginArch } from './pod-access.js';
 import type { ResultInterface } from './prev-result.js';
 import { renderResult } from './result.js';
@@ -26,41 +30,40 @@ import { renderResult } from './result.js';
 /** What the unprivileged hook sidecar needs to bind DHCP's ports 67 and 547 (KubeVirt's passt-binding CNI sets the same). */
 export const SIDECAR_SYSCTLS: Readonly<Record<string, string>> = { 'net.ipv4.ip_unprivileged_port_start': '0' };
 
-/** The user's VMI: from `vmiPath`, else the API, else null. */
-async function sourceVmi(request: CniRequest): Promise<unknown> {
-  const { conf } = request;
-  if (conf.vmiPath !== null) {
-    let text: string;
-    try {
-      text = readFileSync(conf.vmiPath, 'utf8');
-    } catch (error) {
-      throw new CniSpecError(CNI_CODES.invalidConfig, 'vmiPath', `cannot read ${conf.vmiPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+/**
+ * The user's VMI: `<vmiDir>/<namespace>/<pod>.yaml` when the admin configured vmiDir and that file exists, else the
+ * API when a kubeconfig is configured, else null (no VMI source on this node). A VMI file named by vmiDir that is
+ * missing with no API to fall back on is an error: the admin said the VMIs are there.
+ */
+async function sourceVmi(request: CniRequest, agent: AgentConfig): Promise<unknown> {
+  if (agent.vmiDir === null && agent.kubeconfig === null) return null;
+  const pod = podOf(request.args, agent.vmiDir !== null ? 'to find the VMI file in vmiDir' : 'to read the VMI from the API');
+  if (agent.vmiDir !== null) {
+    const file = join(agent.vmiDir, pod.namespace, `${pod.name}.yaml`);
+    const text = await readBoundedFile(file, agent.maxFileBytes);
+    if (text !== null) {
+      try {
+        return parseYaml(text) as unknown;
+      } catch (error) {
+        throw new CniSpecError(CNI_CODES.invalidConfig, 'vmiDir', `${file} is not YAML/JSON: ${(error as Error).message.split('\n')[0] ?? ''}`);
+      }
     }
-    try {
-      return parseYaml(text) as unknown;
-    } catch (error) {
-      throw new CniSpecError(CNI_CODES.invalidConfig, 'vmiPath', `${conf.vmiPath} is not YAML/JSON: ${(error as Error).message.split('\n')[0] ?? ''}`);
-    }
+    if (agent.kubeconfig === null) throw new CniSpecError(CNI_CODES.invalidConfig, 'vmiDir', `no VMI file ${file} for pod ${pod.namespace}/${pod.name}`);
   }
-  if (conf.kubeconfig !== null) {
-    const namespace = request.args['K8S_POD_NAMESPACE'];
-    const podName = request.args['K8S_POD_NAME'];
-    if (!namespace || !podName) throw new CniSpecError(CNI_CODES.invalidEnvironment, 'CNI_ARGS', 'K8S_POD_NAMESPACE and K8S_POD_NAME are needed to read the VMI from the API (Multus passes them)');
-    return launcherVmi(readKubeconfig(conf.kubeconfig), namespace, podName);
-  }
-  return null;
+  if (agent.kubeconfig === null) return null;
+  return launcherVmi(readKubeconfig(agent.kubeconfig, agent.allowInsecureApi), pod.namespace, pod.name);
 }
 
-export async function bindingPluginAdd(request: CniRequest): Promise<string> {
+export async function bindingPluginAdd(request: CniRequest, agent: AgentConfig): Promise<string> {
   const { conf } = request;
   const network = conf.logicNetworkName ?? '';
   if (conf.binding !== null && conf.binding !== 'masquerade') {
     throw new CniSpecError(CNI_CODES.invalidConfig, 'binding', `the binding-plugin role plumbs masquerade only, got ${JSON.stringify(conf.binding)} (the sidecar rebuilds DHCP from the pod; bridge would need the pod's original routes, which the node's state alone holds)`);
   }
   const key = attachmentKey(conf.name, request.containerId, request.ifname);
-  const dir = attachmentDir(conf.stateDir, key);
+  const dir = attachmentDir(agent.stateRoot, key);
   const fresh = readAttachment(dir) === null && !existsSync(join(dir, 'state.json'));
-  const { vmi, phase } = bindingPluginVmi(await sourceVmi(request), network, key, request.args['K8S_POD_NAME']);
+  const { vmi, phase } = bindingPluginVmi(await sourceVmi(request, agent), network, key, request.args['K8S_POD_NAME']);
   const driver = openPodDriver(request.netns);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -72,7 +75,7 @@ export async function bindingPluginAdd(request: CniRequest): Promise<string> {
       phase,
       arch: pluginArch(),
       spoofProtection: conf.spoofProtection,
-      stateRoot: conf.stateDir,
+      stateRoot: agent.stateRoot,
       discover: attachmentDiscover(dir, attachmentHostname(request)),
       dryRun: false,
       extraPodSysctls: SIDECAR_SYSCTLS,

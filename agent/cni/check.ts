@@ -3,18 +3,19 @@ import { describeAction } from '../apply/kernel-actions.js';
 import { runSetup } from '../apply/setup.js';
 import { attachmentHostname } from './add.js';
 import { attachmentDir, attachmentKey, readAttachment } from './attachment.js';
+import type { AgentConfig } from './agent-config.js';
 import type { CniRequest } from './config.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
 import { attachmentDiscover, openPodDriver, pluginArch } from './pod-access.js';
 import { podNicOf } from './prev-result.js';
 
-export async function cniCheck(request: CniRequest): Promise<string> {
+export async function cniCheck(request: CniRequest, agent: AgentConfig): Promise<string> {
   const { conf } = request;
   if (conf.prevResult === null) throw new CniSpecError(CNI_CODES.invalidConfig, 'prevResult', 'missing: CHECK needs the result of ADD');
   // The chained role's pod NIC is CNI_IFNAME in prevResult; role 2's (eth0) belongs to the primary CNI.
   if (conf.logicNetworkName === null) podNicOf(conf.prevResult, request.ifname);
   const key = attachmentKey(conf.name, request.containerId, request.ifname);
-  const dir = attachmentDir(conf.stateDir, key);
+  const dir = attachmentDir(agent.stateRoot, key);
   const record = readAttachment(dir);
   if (record === null) {
     throw new CniSpecError(CNI_CODES.unknownAttachment, 'CNI_CONTAINERID', `no attachment ${request.containerId}/${request.ifname} of network ${conf.name} was added (nothing in ${dir})`);
@@ -28,7 +29,7 @@ export async function cniCheck(request: CniRequest): Promise<string> {
       arch: pluginArch(),
       spoofProtection: record.spoofProtection,
       ...(record.podSysctls ? { extraPodSysctls: record.podSysctls } : {}),
-      stateRoot: conf.stateDir,
+      stateRoot: agent.stateRoot,
       discover: attachmentDiscover(dir, attachmentHostname(request)),
       dryRun: true,
     });

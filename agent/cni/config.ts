@@ -10,8 +10,12 @@ const COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 
 export type ChainedBinding = 'bridge' | 'masquerade' | 'passt';
 const BINDINGS: readonly ChainedBinding[] = ['bridge', 'masquerade', 'passt'];
 
-/** Default state root of the plugin: one folder per attachment (network name, container id, interface). */
-export const DEFAULT_CNI_STATE_ROOT = '/var/run/virt-net-agent/cni';
+/**
+ * Fields a network configuration may no longer carry: each picks a host path or a credential, and the network
+ * configuration is tenant input (a NetworkAttachmentDefinition). They moved to the agent configuration
+ * (agent-config.ts), under the name given here.
+ */
+export const MOVED_TO_AGENT_CONFIG: Readonly<Record<string, string>> = { stateDir: 'stateRoot', kubeconfig: 'kubeconfig', vmiPath: 'vmiDir' };
 
 export interface PortMapping {
   readonly hostPort?: number;
@@ -25,13 +29,8 @@ export interface NetConf {
   readonly type: string;
   /** Role 1 (chained): the binding to apply to the pod NIC (null: not given; ADD applies masquerade, KubeVirt's default). */
   readonly binding: ChainedBinding | null;
-  readonly stateDir: string;
   /** Agent-wide spoof-protection default (the pod annotation overrides it). */
   readonly spoofProtection: boolean;
-  /** Role 2: a file holding the VMI (YAML or JSON), for nodes without API access (tests, a single VM). */
-  readonly vmiPath: string | null;
-  /** Role 2: the kubeconfig to read the launcher pod's VMI from the Kubernetes API (e.g. Multus' own). */
-  readonly kubeconfig: string | null;
   /** Role 2: `args.cni.logicNetworkName`, the VMI network this attachment serves. */
   readonly logicNetworkName: string | null;
   readonly portMappings: readonly PortMapping[];
@@ -164,6 +163,15 @@ export function parseNetConf(stdin: string, command: CniCommand): NetConf {
   if (typeof name !== 'string' || !NETWORK_NAME.test(name)) throw badConf('name', `must be a network name ([A-Za-z0-9][A-Za-z0-9_.-]*), got ${JSON.stringify(name)}`);
   const type = raw['type'];
   if (typeof type !== 'string' || type === '') throw badConf('type', 'missing');
+  // DEL and GC act on the trusted state root only and never read these fields: refusing them there would stop the
+  // chain's DEL (libcni stops at the first failure) for pods added before the move, and leak the other plugins' state.
+  if (command !== 'DEL' && command !== 'GC') {
+    for (const [field, setting] of Object.entries(MOVED_TO_AGENT_CONFIG)) {
+      if (raw[field] !== undefined) {
+        throw badConf(field, `a network configuration cannot name host paths or credentials: this setting moved to the agent configuration (${setting} in /etc/virt-net-agent/config.yaml; see docs/cni.md)`);
+      }
+    }
+  }
 
   const args = raw['args'];
   if (args !== undefined && !isObject(args)) throw badConf('args', 'must be an object');
@@ -193,10 +201,7 @@ export function parseNetConf(stdin: string, command: CniCommand): NetConf {
     name,
     type,
     binding,
-    stateDir: optionalString(raw, 'stateDir') ?? DEFAULT_CNI_STATE_ROOT,
     spoofProtection: spoof === true,
-    vmiPath: optionalString(raw, 'vmiPath'),
-    kubeconfig: optionalString(raw, 'kubeconfig'),
     logicNetworkName,
     portMappings: parsePortMappings(rc['portMappings']),
     mac,

@@ -9,6 +9,7 @@
 // after REQUEST_TIMEOUT_MS; a handler that throws is answered with a spec error (code 100) instead of a dead daemon.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { AgentConfig } from './agent-config.js';
 import { cniError, handleCniInvocation, type CniInvocation, type CniOutcome } from './invocation.js';
 import { decodeRequest, encodeResponse, FramingError } from './framing.js';
 
@@ -17,7 +18,9 @@ export type CniHandler = (invocation: CniInvocation) => Promise<CniOutcome>;
 export interface CniDaemonOptions {
   readonly socketPath: string;
   readonly logger: Logger;
-  /** Defaults to the plugin itself; tests pass stand-ins. */
+  /** The admin's configuration every invocation runs under (loaded once by cni-daemon). */
+  readonly agent: AgentConfig;
+  /** Defaults to the plugin itself under `agent`; tests pass stand-ins. */
   readonly handler?: CniHandler;
 }
 
@@ -35,7 +38,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const INTERNAL_ERROR_CODE = 100;
 
 export async function startCniDaemon(options: CniDaemonOptions): Promise<CniDaemon> {
-  const handler = options.handler ?? handleCniInvocation;
+  const handler = options.handler ?? ((invocation: CniInvocation) => handleCniInvocation(invocation, options.agent));
   const log = options.logger;
   let queue: Promise<unknown> = Promise.resolve();
   let served = 0;

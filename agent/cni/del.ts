@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runTeardown } from '../apply/setup.js';
+import type { AgentConfig } from './agent-config.js';
 import type { CniRequest } from './config.js';
 import { attachmentDir, attachmentKey, readAttachment, removeAttachment, type AttachmentRecord } from './attachment.js';
 import { netnsGone, openPodDriver } from './pod-access.js';
@@ -26,12 +27,12 @@ export async function teardownAttachment(stateRoot: string, key: string, record:
   removeAttachment(dir);
 }
 
-export async function cniDel(request: CniRequest): Promise<string> {
+export async function cniDel(request: CniRequest, agent: AgentConfig): Promise<string> {
   const { conf } = request;
   const key = attachmentKey(conf.name, request.containerId, request.ifname);
-  const dir = attachmentDir(conf.stateDir, key);
+  const dir = attachmentDir(agent.stateRoot, key);
   if (!existsSync(dir)) return '';
   const record = readAttachment(dir);
-  await teardownAttachment(conf.stateDir, key, record, request.netns !== '' ? request.netns : (record?.netns ?? ''));
+  await teardownAttachment(agent.stateRoot, key, record, request.netns !== '' ? request.netns : (record?.netns ?? ''));
   return '';
 }

@@ -1,10 +1,12 @@
 // Role 2's read of the VMI from the Kubernetes API: the launcher pod (CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME) → the VirtualMachineInstance that owns it.
 //
 // A binding-plugin CNI runs before the VM exists: Multus calls it while the virt-launcher pod's sandbox is set up, so
-// the VMI (ports, MAC, spoof-protection annotation, migration state) is only in the API. The kubeconfig is the one
-// the node already gives CNI plugins (Multus' own, /etc/cni/net.d/multus.d/multus.kubeconfig); it needs `get` on pods
-// and on virtualmachineinstances. Only what that file holds is read: the current context's server, CA, client
-// certificate/key or token (tokenFile too), insecure-skip-tls-verify.
+// the VMI (ports, MAC, spoof-protection annotation, migration state) is only in the API. The kubeconfig is named by
+// the admin's agent configuration (agent-config.ts), never by a network configuration: typically the one the node
+// already gives CNI plugins (Multus' own, /etc/cni/net.d/multus.d/multus.kubeconfig); it needs `get` on pods and on
+// virtualmachineinstances. Only what that file holds is read: the current context's server, CA, client
+// certificate/key or token (tokenFile too). Plain http:// and insecure-skip-tls-verify only when the agent
+// configuration says allowInsecureApi.
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -53,7 +55,7 @@ function material(section: Record<string, unknown>, key: string, path: string): 
   }
 }
 
-export function readKubeconfig(path: string): KubeAccess {
+export function readKubeconfig(path: string, allowInsecure = false): KubeAccess {
   let config: unknown;
   try {
     config = parseYaml(readFileSync(path, 'utf8'));
@@ -74,6 +76,13 @@ export function readKubeconfig(path: string): KubeAccess {
     throw badKubeconfig(path, `cluster server ${JSON.stringify(cluster['server'])} is not a URL`);
   }
   if (server.protocol !== 'https:' && server.protocol !== 'http:') throw badKubeconfig(path, `cluster server must be https:// or http://, got ${server.protocol}`);
+  if (server.protocol === 'http:' && !allowInsecure) {
+    throw badKubeconfig(path, `cluster server ${server.origin} is plain http://: credentials and the VMI would travel unprotected (allowInsecureApi: true in the agent configuration allows it)`);
+  }
+  const insecure = cluster['insecure-skip-tls-verify'] === true;
+  if (insecure && !allowInsecure) {
+    throw badKubeconfig(path, 'insecure-skip-tls-verify is set: the server would not be verified (allowInsecureApi: true in the agent configuration allows it)');
+  }
   let token = typeof user['token'] === 'string' ? user['token'] : undefined;
   if (token === undefined && typeof user['tokenFile'] === 'string') {
     const file = isAbsolute(user['tokenFile']) ? user['tokenFile'] : join(dirname(path), user['tokenFile']);
@@ -88,7 +97,7 @@ export function readKubeconfig(path: string): KubeAccess {
   const key = material(user, 'client-key', path);
   return {
     server,
-    insecure: cluster['insecure-skip-tls-verify'] === true,
+    insecure,
     ...(ca ? { ca } : {}),
     ...(cert ? { cert } : {}),
     ...(key ? { key } : {}),

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { openNetnsScope, type NetnsScope } from '../../agent/apply/netns.js';
 import { deleteNetns, makeNetns, type Netns } from '../helpers/netns.js';
 import { SHIM, startDaemonProcess } from '../helpers/cni-shim.js';
+import { writeAgentConfig } from '../helpers/agent-config.js';
 import { interleave, median, msSince, p90 } from './stats.js';
 import { fmtMs, skipped, type Row } from './table.js';
 import type { BenchEnv } from './rows-setup.js';
@@ -80,11 +81,12 @@ export async function cniRows(env: BenchEnv): Promise<Row[]> {
   const node: Netns = await makeNetns('cnibnode');
   const scope = openNetnsScope({ netnsPath: node.path });
   // At the default log level, as deployed: one pino line per invocation.
-  const daemon = await startDaemonProcess(join(dir, 'cni.sock'));
+  // The node's agent configuration: the state root in the bench's folder.
+  const daemon = await startDaemonProcess(join(dir, 'cni.sock'), { config: writeAgentConfig(dir) });
   try {
     const bridge = { type: 'bridge', bridge: 'cnibench0', isGateway: true, ipMasq: false, ipam: { type: 'host-local', dataDir: join(dir, 'ipam'), ranges: [[{ subnet: '10.250.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] } };
     const reference: Chain = { name: 'benchnet', cniVersion: '1.0.0', plugins: [bridge] };
-    const ours: Chain = { name: 'benchnet', cniVersion: '1.0.0', plugins: [bridge, { type: 'virt-net-agent', binding: 'masquerade', stateDir: join(dir, 'state') }] };
+    const ours: Chain = { name: 'benchnet', cniVersion: '1.0.0', plugins: [bridge, { type: 'virt-net-agent', binding: 'masquerade' }] };
     const baseEnv = (pod: Netns, id: string): Record<string, string> => ({
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
       CNI_CONTAINERID: id,

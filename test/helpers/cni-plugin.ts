@@ -9,9 +9,13 @@ export interface PluginRun {
   readonly json: Record<string, unknown> | null;
 }
 
-/** Runs our plugin once in the node netns, like libcni: env + the configuration on stdin. */
-export async function plugin(node: Netns, env: Record<string, string>, stdin: string): Promise<PluginRun> {
-  const argv = ['env', '-i', `PATH=${process.env['PATH'] ?? ''}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, 'cni'];
+/**
+ * Runs our plugin once in the node netns, like libcni: env + the configuration on stdin. `config` is the agent
+ * configuration passed as `--config` (as the shim passes its .conf's config= line); tests that set
+ * VIRT_NET_AGENT_CONFIG in `env` instead leave it out.
+ */
+export async function plugin(node: Netns, env: Record<string, string>, stdin: string, config?: string): Promise<PluginRun> {
+  const argv = ['env', '-i', `PATH=${process.env['PATH'] ?? ''}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, 'cni', ...(config !== undefined ? ['--config', config] : [])];
   const r = await node.exec(argv, { input: stdin, timeoutMs: 60_000 });
   let json: Record<string, unknown> | null = null;
   try {

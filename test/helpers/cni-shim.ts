@@ -52,12 +52,19 @@ export interface DaemonProcess {
   stop(): Promise<number | null>;
 }
 
-/**
- * `node dist/virt-net-agent.mjs cni-daemon --socket PATH` (or `executable cni-daemon …`: the fallback executable, as
- * install-cni.sh deploys it), resolved once it accepts connections.
- */
-export async function startDaemonProcess(socket: string, env: Record<string, string> = {}, executable?: string): Promise<DaemonProcess> {
-  const [file, args] = executable === undefined ? [process.execPath, [BUNDLE, 'cni-daemon', '--socket', socket]] : [executable, ['cni-daemon', '--socket', socket]];
+export interface DaemonOptions {
+  /** The agent configuration file (test/helpers/agent-config.ts); every daemon a test starts has its own. */
+  readonly config: string;
+  readonly env?: Record<string, string>;
+  /** Runs `executable cni-daemon …` (the fallback executable, as install-cni.sh deploys it) instead of the bundle. */
+  readonly executable?: string;
+}
+
+/** `node dist/virt-net-agent.mjs cni-daemon --config FILE --socket PATH`, resolved once it accepts connections. */
+export async function startDaemonProcess(socket: string, options: DaemonOptions): Promise<DaemonProcess> {
+  const { config, env = {}, executable } = options;
+  const flags = ['cni-daemon', '--config', config, '--socket', socket];
+  const [file, args] = executable === undefined ? [process.execPath, [BUNDLE, ...flags]] : [executable, flags];
   const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadHookClients, type OnDefineDomainResult } from '../../agent/sidecar/protos.js';
 import { listDomainInterfaces } from '../../domain/domain-xml.js';
 import { CLI, dumpNetns } from '../helpers/agent-run.js';
+import { writeAgentConfig } from '../helpers/agent-config.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { expectSpecError, plugin } from '../helpers/cni-plugin.js';
 import { attachGuest, udhcpc } from '../helpers/dhcp-guest.js';
@@ -100,10 +101,14 @@ contexts:
 describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network binding plugin, domainAttachmentType: tap)', () => {
   let dir: string;
   let stateDir: string;
+  /** The agent configuration without a VMI source (no kubeconfig, no vmiDir). */
+  let bare: string;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vna-cni-bp-'));
     chmodSync(dir, 0o755); // the sidecar (107) reaches its socket folder and resolv.conf through it
     stateDir = join(dir, 'state');
+    mkdirSync(stateDir);
+    bare = agentConfig();
     await runOk(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
   });
   afterAll(() => {
@@ -111,7 +116,11 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
   });
 
   function conf(extra: Record<string, unknown> = {}): Record<string, unknown> {
-    return { cniVersion: '1.0.0', name: 'vna-binding', type: 'virt-net-agent', stateDir, args: { cni: { logicNetworkName: 'default' } }, ...extra };
+    return { cniVersion: '1.0.0', name: 'vna-binding', type: 'virt-net-agent', args: { cni: { logicNetworkName: 'default' } }, ...extra };
+  }
+  /** The admin's side: where the VMI comes from (kubeconfig, vmiDir) is the agent configuration's, never the NAD's. */
+  function agentConfig(settings: Record<string, unknown> = {}): string {
+    return writeAgentConfig(dir, { stateRoot: stateDir, ...settings });
   }
   /** As Multus calls a binding plugin's NAD: its own interface name, the pod's name and namespace in CNI_ARGS. */
   function env(cni: CniPod, command: string, more: Record<string, string> = {}): Record<string, string> {
@@ -131,7 +140,7 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
     try {
       await fn(cni);
     } finally {
-      await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(conf()));
+      await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(conf()), bare);
       await cni.cleanup();
     }
   }
@@ -144,8 +153,9 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
       try {
         const before = await dumpNetns(cni.pod);
         const eth0Before = (await cni.pod.execOk(['ip', '-o', 'addr', 'show', 'eth0'])).stdout;
-        const c = conf({ kubeconfig: kubeconfig(dir, api.port), spoofProtection: false });
-        const add = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(c));
+        const api1 = agentConfig({ kubeconfig: kubeconfig(dir, api.port) });
+        const c = conf({ spoofProtection: false });
+        const add = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(c), api1);
         expect(add.code, add.stdout).toBe(0);
         expect(api.log()).toMatch(new RegExp(`GET ${PATHS.pod} auth=ok status=200\\nGET ${PATHS.vmi} auth=ok status=200`));
         const result = add.json as { interfaces: { name: string; mac?: string; sandbox?: string }[]; ips: unknown[] };
@@ -167,7 +177,7 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
         // The VMI's spoof-protection annotation wins over the configuration's default (off).
         expect(nft).toMatch(new RegExp(`table bridge \\S+ \\{[^]*ether saddr != ${SPEC_MAC}`));
         expect((await cni.pod.execOk(['sysctl', '-n', 'net.ipv4.ip_unprivileged_port_start'])).stdout.trim()).toBe('0');
-        expect((await plugin(cni.node, env(cni, 'CHECK'), JSON.stringify({ ...c, prevResult: add.json }))).code).toBe(0);
+        expect((await plugin(cni.node, env(cni, 'CHECK'), JSON.stringify({ ...c, prevResult: add.json }), api1)).code).toBe(0);
 
         // The hook sidecar as KubeVirt runs it: uid 107, no capabilities, KubeVirt's plugin-name variable.
         const hooks = join(dir, 'hooks');
@@ -222,7 +232,7 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
         await deleteNetns(guest.name);
         guest = undefined;
 
-        const del = await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(c));
+        const del = await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(c), api1);
         expect(del.code, del.stdout).toBe(0);
         expect(await dumpNetns(cni.pod)).toEqual(before);
         expect(readdirSync(stateDir)).toEqual([]);
@@ -240,19 +250,21 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
       const api = await startApi(cni.node, dir, { [PATHS.pod]: launcherPod, [PATHS.vmi]: multus, '/api/v1/namespaces/default/pods/forbidden': { $status: 403 } });
       try {
         const before = await dumpNetns(cni.pod);
-        const kc = kubeconfig(dir, api.port);
-        const cases: [Record<string, string>, Record<string, unknown>, number, RegExp][] = [
-          [env(cni, 'ADD'), conf({ kubeconfig: kc }), 7, /^args\.cni\.logicNetworkName: network "default" of VMI default\/vmi-a is not the pod network/],
-          [env(cni, 'ADD', { CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=forbidden' }), conf({ kubeconfig: kc }), 7, /^kubeconfig: the Kubernetes API refused to show pod default\/forbidden \(HTTP 403\)/],
-          [env(cni, 'ADD'), conf({ kubeconfig: kubeconfig(dir, api.port, 'wrong') }), 7, /^kubeconfig: .*HTTP 401/],
-          [env(cni, 'ADD', { CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=gone' }), conf({ kubeconfig: kc }), 11, /^kubeconfig: cannot read pod default\/gone from the Kubernetes API: not found/],
-          [env(cni, 'ADD'), conf({ kubeconfig: kubeconfig(dir, 1) }), 11, /^kubeconfig: cannot read pod .*ECONNREFUSED/],
-          [env(cni, 'ADD', { CNI_ARGS: '' }), conf({ kubeconfig: kc }), 4, /^CNI_ARGS: K8S_POD_NAMESPACE and K8S_POD_NAME are needed/],
-          [env(cni, 'ADD'), conf({ kubeconfig: join(dir, 'no-such-kubeconfig') }), 7, /^kubeconfig: .*cannot read it: ENOENT/],
-          [env(cni, 'ADD'), conf({ binding: 'bridge' }), 7, /^binding: the binding-plugin role plumbs masquerade only/],
-          [env(cni, 'ADD'), conf({ vmiPath: join(dir, 'no-such-vmi.yaml') }), 7, /^vmiPath: cannot read .*ENOENT/],
+        const kc = agentConfig({ kubeconfig: kubeconfig(dir, api.port) });
+        const cases: [Record<string, string>, Record<string, unknown>, string, number, RegExp][] = [
+          [env(cni, 'ADD'), conf(), kc, 7, /^args\.cni\.logicNetworkName: network "default" of VMI default\/vmi-a is not the pod network/],
+          [env(cni, 'ADD', { CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=forbidden' }), conf(), kc, 7, /^kubeconfig: the Kubernetes API refused to show pod default\/forbidden \(HTTP 403\)/],
+          [env(cni, 'ADD'), conf(), agentConfig({ kubeconfig: kubeconfig(dir, api.port, 'wrong') }), 7, /^kubeconfig: .*HTTP 401/],
+          [env(cni, 'ADD', { CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=gone' }), conf(), kc, 11, /^kubeconfig: cannot read pod default\/gone from the Kubernetes API: not found/],
+          [env(cni, 'ADD'), conf(), agentConfig({ kubeconfig: kubeconfig(dir, 1) }), 11, /^kubeconfig: cannot read pod .*ECONNREFUSED/],
+          [env(cni, 'ADD', { CNI_ARGS: '' }), conf(), kc, 4, /^CNI_ARGS: K8S_POD_NAMESPACE and K8S_POD_NAME are needed/],
+          [env(cni, 'ADD'), conf(), agentConfig({ kubeconfig: join(dir, 'no-such-kubeconfig') }), 7, /^kubeconfig: .*cannot read it: ENOENT/],
+          [env(cni, 'ADD'), conf({ binding: 'bridge' }), bare, 7, /^binding: the binding-plugin role plumbs masquerade only/],
+          [env(cni, 'ADD'), conf(), agentConfig({ vmiDir: join(dir, 'no-such-vmi-dir') }), 7, /^vmiDir: no VMI file .*no-such-vmi-dir\/default\/virt-launcher-vmi-a-x7k2q\.yaml/],
+          // The NAD may no longer name where the VMI or the credentials come from.
+          [env(cni, 'ADD'), conf({ kubeconfig: join(dir, 'kubeconfig') }), bare, 7, /^kubeconfig: a network configuration cannot name host paths or credentials/],
         ];
-        for (const [e, c, code, msg] of cases) expectSpecError(await plugin(cni.node, e, JSON.stringify(c)), code, msg);
+        for (const [e, c, agent, code, msg] of cases) expectSpecError(await plugin(cni.node, e, JSON.stringify(c), agent), code, msg);
         expect(await dumpNetns(cni.pod)).toEqual(before);
         expect(readdirSync(stateDir)).toEqual([]);
       } finally {
@@ -261,30 +273,33 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
     });
   });
 
-  it('without a VMI source every port is forwarded and the tap takes eth0 MAC; from vmiPath on a migration target pod the tap and the guard take the status MAC', { timeout: 120_000 }, async () => {
+  it('without a VMI source every port is forwarded and the tap takes eth0 MAC; from vmiDir on a migration target pod the tap and the guard take the status MAC', { timeout: 120_000 }, async () => {
     await withPod('10.244.83.0/24', async (cni) => {
       const before = await dumpNetns(cni.pod);
       const eth0Mac = cni.attachments[0]?.mac;
-      const bare = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(conf()));
-      expect(bare.code, bare.stdout).toBe(0);
-      expect((bare.json as { interfaces: { name: string; mac?: string }[] }).interfaces[1]).toMatchObject({ name: 'tap0', mac: eth0Mac });
+      const plain = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(conf()), bare);
+      expect(plain.code, plain.stdout).toBe(0);
+      expect((plain.json as { interfaces: { name: string; mac?: string }[] }).interfaces[1]).toMatchObject({ name: 'tap0', mac: eth0Mac });
       const nft = (await cni.pod.execOk(['nft', 'list', 'ruleset'])).stdout;
       expect(nft).toMatch(/dnat to 10\.0\.2\.2/);
       expect(nft).not.toMatch(/dport 80/);
-      expect((await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(conf()))).code).toBe(0);
+      expect((await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(conf()), bare)).code).toBe(0);
       expect(await dumpNetns(cni.pod)).toEqual(before);
 
       const statusMac = '02:00:00:0a:0b:0d';
       const target = vmi({ mac: null, status: { migrationState: { targetPod: POD, sourcePod: 'virt-launcher-vmi-a-aaaaa' }, interfaces: [{ name: 'default', mac: statusMac, podInterfaceName: 'eth0' }] } });
-      const vmiPath = join(dir, 'target-vmi.yaml');
-      writeFileSync(vmiPath, JSON.stringify(target));
-      const c = conf({ vmiPath });
-      const add = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(c));
+      // A node without API access: the admin's vmiDir holds <namespace>/<pod name>.yaml.
+      const vmiDir = join(dir, 'vmis');
+      mkdirSync(join(vmiDir, 'default'), { recursive: true });
+      writeFileSync(join(vmiDir, 'default', `${POD}.yaml`), JSON.stringify(target));
+      const fromDir = agentConfig({ vmiDir });
+      const c = conf();
+      const add = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(c), fromDir);
       expect(add.code, add.stdout).toBe(0);
       expect((add.json as { interfaces: { name: string; mac?: string }[] }).interfaces[1]).toMatchObject({ name: 'tap0', mac: statusMac });
       expect((await cni.pod.execOk(['nft', 'list', 'ruleset'])).stdout).toMatch(new RegExp(`ether saddr != ${statusMac}`));
-      expect((await plugin(cni.node, env(cni, 'CHECK'), JSON.stringify({ ...c, prevResult: add.json }))).code).toBe(0);
-      expect((await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(c))).code).toBe(0);
+      expect((await plugin(cni.node, env(cni, 'CHECK'), JSON.stringify({ ...c, prevResult: add.json }), fromDir)).code).toBe(0);
+      expect((await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(c), fromDir)).code).toBe(0);
       expect(await dumpNetns(cni.pod)).toEqual(before);
     });
   });

@@ -1,27 +1,34 @@
 // CNI spec conformance of the real plugin process (`node dist/agent/cli/cli.js cni`) chained after bridge + host-local.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpNetns } from '../helpers/agent-run.js';
+import { writeAgentConfig } from '../helpers/agent-config.js';
 import { expectSpecError, plugin } from '../helpers/cni-plugin.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { netnsAvailable, type Netns } from '../helpers/netns.js';
 
 describe.skipIf(!netnsAvailable())('CNI conformance: virt-net-agent chained after bridge + host-local', () => {
+  let dir: string;
   let stateDir: string;
+  /** The agent configuration, through VIRT_NET_AGENT_CONFIG as a runtime's environment would carry it. */
+  let config: string;
   beforeAll(async () => {
-    stateDir = await mkdtemp(join(tmpdir(), 'vna-cni-state-'));
+    dir = await mkdtemp(join(tmpdir(), 'vna-cni-conf-'));
+    stateDir = join(dir, 'state');
+    await mkdir(stateDir);
+    config = writeAgentConfig(dir, { stateRoot: stateDir });
   });
   afterAll(async () => {
-    await rm(stateDir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
   });
 
   function conf(cni: CniPod, extra: Record<string, unknown> = {}): Record<string, unknown> {
-    return { cniVersion: '1.0.0', name: 'podnet', type: 'virt-net-agent', binding: 'bridge', stateDir, prevResult: cni.attachments[0]?.result, ...extra };
+    return { cniVersion: '1.0.0', name: 'podnet', type: 'virt-net-agent', binding: 'bridge', prevResult: cni.attachments[0]?.result, ...extra };
   }
   function env(cni: CniPod, command: string, more: Record<string, string> = {}): Record<string, string> {
-    return { CNI_COMMAND: command, CNI_CONTAINERID: cni.containerId, CNI_NETNS: cni.pod.path, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', ...more };
+    return { CNI_COMMAND: command, CNI_CONTAINERID: cni.containerId, CNI_NETNS: cni.pod.path, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', VIRT_NET_AGENT_CONFIG: config, ...more };
   }
 
   async function withPod(fn: (cni: CniPod) => Promise<void>): Promise<void> {
@@ -177,7 +184,7 @@ describe.skipIf(!netnsAvailable())('CNI conformance: virt-net-agent chained afte
       const before = await dumpNetns(cni.pod);
       const add = await plugin(cni.node, env(cni, 'ADD'), JSON.stringify(conf(cni)));
       expect(add.code, add.stdout).toBe(0);
-      const gcEnv = { CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' };
+      const gcEnv = { CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni', VIRT_NET_AGENT_CONFIG: config };
       const keep = await plugin(cni.node, gcEnv, JSON.stringify({ ...conf(cni, { cniVersion: '1.1.0' }), 'cni.dev/valid-attachments': [{ containerID: cni.containerId, ifname: 'eth0' }] }));
       expect(keep.code, keep.stdout).toBe(0);
       expect(await readdir(stateDir)).toHaveLength(1);
@@ -188,7 +195,7 @@ describe.skipIf(!netnsAvailable())('CNI conformance: virt-net-agent chained afte
       expect(gc.code, gc.stdout).toBe(0);
       expect(await readdir(stateDir)).toEqual([]);
       expect(await dumpNetns(cni.pod)).toEqual(before);
-      const status = await plugin(cni.node, { CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(conf(cni, { cniVersion: '1.1.0' })));
+      const status = await plugin(cni.node, { CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni', VIRT_NET_AGENT_CONFIG: config }, JSON.stringify(conf(cni, { cniVersion: '1.1.0' })));
       expect(status.code, status.stdout).toBe(0);
       expect(status.stdout).toBe('');
     });

@@ -11,6 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handleCniInvocation } from '../../agent/cni/invocation.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/cni-shim.js';
+import { writeAgentConfig } from '../helpers/agent-config.js';
+import { defaultAgentConfig } from '../../agent/cni/agent-config.js';
 import { checkChain, makePodman, podmanUnavailable, CNI_CACHE, type Podman } from '../helpers/podman.js';
 import { run } from '../helpers/netns.js';
 
@@ -52,7 +54,7 @@ async function assertGone(p: Podman, sandbox: string, id: string, network: strin
 
 /** Whether handleCniInvocation implements a command yet (this file tests delivery; the commands are agent/cni's). */
 async function implementedCommand(command: 'ADD' | 'DEL'): Promise<boolean> {
-  const r = await handleCniInvocation({ env: { CNI_COMMAND: command, CNI_CONTAINERID: 'probe', CNI_NETNS: '/nonexistent', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' }, stdin: '{}' });
+  const r = await handleCniInvocation({ env: { CNI_COMMAND: command, CNI_CONTAINERID: 'probe', CNI_NETNS: '/nonexistent', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' }, stdin: '{}' }, { ...defaultAgentConfig(), stateRoot: '/nonexistent/vna' });
   return !/not implemented/.test(r.stdout);
 }
 
@@ -65,9 +67,11 @@ describe.skipIf(unavailable !== null)(`podman with the CNI backend${unavailable 
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vna-podman-'));
     p = await makePodman(dir);
-    daemon = await startDaemonProcess(join(dir, 'cni.sock'));
-    // The shim finds the daemon through the file beside it, as on a node.
-    writeFileSync(join(p.pluginDir, 'virt-net-agent.conf'), `socket=${daemon.socket}\n`);
+    // The node's agent configuration: the state root in the test's folder (the NADs below name no host path).
+    const config = writeAgentConfig(dir);
+    daemon = await startDaemonProcess(join(dir, 'cni.sock'), { config });
+    // The shim finds the daemon (and the fallback its configuration) through the file beside it, as on a node.
+    writeFileSync(join(p.pluginDir, 'virt-net-agent.conf'), `socket=${daemon.socket}\nconfig=${config}\n`);
     implemented = await implementedCommand('ADD');
     delImplemented = await implementedCommand('DEL');
   }, 120_000);
@@ -97,7 +101,7 @@ describe.skipIf(unavailable !== null)(`podman with the CNI backend${unavailable 
 
   it("our plugin's spec error reaches the user through podman, and the failed ADD leaves nothing behind", async () => {
     const net = uniqueNet();
-    p.addNetwork(net.name, [...referencePlugins(p, net), { type: 'virt-net-agent', binding: 'no-such-binding', stateDir: join(p.dir, 'state') }]);
+    p.addNetwork(net.name, [...referencePlugins(p, net), { type: 'virt-net-agent', binding: 'no-such-binding' }]);
     const served = (daemon.output().match(/"msg":"cni invocation"/g) ?? []).length;
     const r = await p.runContainer('bad', net.name);
     expect(r.code).not.toBe(0);
@@ -122,7 +126,7 @@ describe.skipIf(unavailable !== null)(`podman with the CNI backend${unavailable 
     it(`bridge + host-local + virt-net-agent (${binding}): ADD plumbs the container, CHECK passes then names a drift, rm -f removes all`, async (ctx) => {
       if (!implemented) ctx.skip('handleCniInvocation does not implement ADD yet (agent/cni answers "not implemented")');
       const net = uniqueNet();
-      p.addNetwork(net.name, [...referencePlugins(p, net), { type: 'virt-net-agent', binding, stateDir: join(p.dir, 'state') }]);
+      p.addNetwork(net.name, [...referencePlugins(p, net), { type: 'virt-net-agent', binding }]);
       const name = `vm-${binding}`;
       const r = await p.runContainer(name, net.name);
       expect(r.code, r.stderr).toBe(0);

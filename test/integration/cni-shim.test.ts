@@ -6,14 +6,22 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startCniDaemon, type CniDaemon } from '../../agent/cni/daemon.js';
-import { handleCniInvocation, type CniInvocation } from '../../agent/cni/invocation.js';
+import { defaultAgentConfig, type AgentConfig } from '../../agent/cni/agent-config.js';
+import { handleCniInvocation as handle, type CniInvocation } from '../../agent/cni/invocation.js';
+import { writeAgentConfig } from '../helpers/agent-config.js';
 import { FALLBACK_DIR, SHIM, runWithEnv, startDaemonProcess } from '../helpers/cni-shim.js';
 
 const silent = pino({ level: 'silent' });
 let dir = '';
+/** The agent configuration of this test: its state root in the test's folder. */
+let agent: AgentConfig;
+let config = '';
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'vna-shim-'));
+  config = writeAgentConfig(dir);
+  agent = { ...defaultAgentConfig(), source: config, stateRoot: join(dir, 'state') };
 });
+const handleCniInvocation = (invocation: CniInvocation) => handle(invocation, agent);
 afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
@@ -49,6 +57,7 @@ describe('the shim and an in-process daemon', () => {
     daemon = await startCniDaemon({
       socketPath: socket,
       logger: silent,
+      agent,
       handler: async (inv) => {
         seen.push(inv);
         return { stdout: `${JSON.stringify({ env: inv.env, stdin: inv.stdin })}\n`, exitCode: 7 };
@@ -70,6 +79,7 @@ describe('the shim and an in-process daemon', () => {
     daemon = await startCniDaemon({
       socketPath: socket,
       logger: silent,
+      agent,
       handler: async (inv) => {
         running++;
         maxRunning = Math.max(maxRunning, running);
@@ -91,6 +101,7 @@ describe('the shim and an in-process daemon', () => {
     daemon = await startCniDaemon({
       socketPath: socket,
       logger: silent,
+      agent,
       handler: async (inv) => {
         if (calls++ === 0) throw new Error('boom');
         return handleCniInvocation(inv);
@@ -106,7 +117,7 @@ describe('the shim and an in-process daemon', () => {
 
   it('a malformed request closes that connection only', async () => {
     const socket = join(dir, 'd.sock');
-    daemon = await startCniDaemon({ socketPath: socket, logger: silent });
+    daemon = await startCniDaemon({ socketPath: socket, logger: silent, agent });
     const { connect } = await import('node:net');
     await new Promise<void>((resolve) => {
       const c = connect(socket, () => c.write('GET / HTTP/1.0\r\n\r\n'));
@@ -121,7 +132,7 @@ describe('the shim and an in-process daemon', () => {
 describe('the cni-daemon process', { timeout: 60_000 }, () => {
   it('serves the shim (the real plugin: VERSION), refuses a second daemon on its socket, removes its socket on SIGTERM', async () => {
     const socket = join(dir, 'daemon.sock');
-    const d = await startDaemonProcess(socket);
+    const d = await startDaemonProcess(socket, { config });
     try {
       const shim = install();
       const [viaDaemon, direct] = await Promise.all([
@@ -133,7 +144,7 @@ describe('the cni-daemon process', { timeout: 60_000 }, () => {
       writeFileSync(`${shim}.conf`, `# virt-net-agent shim\nsocket=${socket}\n`);
       const viaConf = await runWithEnv(shim, { CNI_COMMAND: 'VERSION' }, '');
       expect(viaConf.stdout).toBe(direct.stdout);
-      const second = await startDaemonProcess(socket).then(
+      const second = await startDaemonProcess(socket, { config }).then(
         async (p) => {
           await p.stop();
           return 'started';
@@ -153,7 +164,7 @@ describe('the cni-daemon process', { timeout: 60_000 }, () => {
 
   it('runs from the fallback executable too (how install-cni.sh deploys it, no node on PATH), its deletion thread included', async () => {
     const socket = join(dir, 'sea-daemon.sock');
-    const d = await startDaemonProcess(socket, { PATH: join(dir, 'empty-path') }, join(FALLBACK_DIR, 'virt-net-agent'));
+    const d = await startDaemonProcess(socket, { config, env: { PATH: join(dir, 'empty-path') }, executable: join(FALLBACK_DIR, 'virt-net-agent') });
     try {
       expect(d.output()).toMatch(/"backgroundDeletes":true,"msg":"cni-daemon listening"/);
       const r = await runWithEnv(SHIM, { CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: socket }, '');
@@ -167,7 +178,7 @@ describe('the cni-daemon process', { timeout: 60_000 }, () => {
 describe('no daemon: the fallback executable', { timeout: 60_000 }, () => {
   it('answers with node absent from PATH (empty environment but CNI_*)', async () => {
     const shim = install();
-    const env = { PATH: join(dir, 'empty-path'), CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: join(dir, 'nobody.sock') };
+    const env = { PATH: join(dir, 'empty-path'), CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: join(dir, 'nobody.sock'), VIRT_NET_AGENT_CONFIG: config };
     // Nothing called node can be found on that PATH.
     expect((await runWithEnv('/bin/sh', env, '', ['-c', 'command -v node || echo none'])).stdout.trim()).toBe('none');
     const r = await runWithEnv(shim, env, '');
@@ -176,6 +187,22 @@ describe('no daemon: the fallback executable', { timeout: 60_000 }, () => {
     const add = await runWithEnv(shim, { ...env, ...CNI_ENV }, '{"cniVersion":"1.1.0","name":"n","type":"virt-net-agent"}');
     const addDirect = await handleCniInvocation({ env: CNI_ENV, stdin: '{"cniVersion":"1.1.0","name":"n","type":"virt-net-agent"}' });
     expect({ code: add.code, stdout: add.stdout }).toEqual({ code: addDirect.exitCode, stdout: addDirect.stdout });
+  });
+
+  it("runs under the agent configuration the shim's .conf names (config=PATH → cni --config PATH)", async () => {
+    const shim = install();
+    // A configuration the fallback must refuse proves it read this one: the error names the file and the setting.
+    const wrong = writeAgentConfig(dir, { stateRoot: 'relative/state' });
+    writeFileSync(`${shim}.conf`, `socket=${join(dir, 'nobody.sock')}\nconfig=${wrong}\n`);
+    const env = { PATH: join(dir, 'empty-path'), ...CNI_ENV };
+    const r = await runWithEnv(shim, env, '{"cniVersion":"1.1.0","name":"n","type":"virt-net-agent"}');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: `${wrong}: stateRoot: must be an absolute path, got "relative/state"` });
+    // VERSION needs no configuration and still answers.
+    expect((await runWithEnv(shim, { ...env, CNI_COMMAND: 'VERSION' }, '')).code).toBe(0);
+    // The line wins over the environment's VIRT_NET_AGENT_CONFIG (the .conf is the node's installation).
+    const viaEnv = await runWithEnv(shim, { ...env, VIRT_NET_AGENT_CONFIG: config }, '{"cniVersion":"1.1.0","name":"n","type":"virt-net-agent"}');
+    expect(JSON.parse(viaEnv.stdout)).toMatchObject({ code: 7 });
   });
 
   it('gets the runtime stdin untouched, also when a daemon accepted and then closed the connection', async () => {

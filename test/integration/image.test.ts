@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadHookClients, type OnDefineDomainResult } from '../../agent/sidecar/protos.js';
 import { listDomainInterfaces } from '../../domain/domain-xml.js';
 import { dumpNetns } from '../helpers/agent-run.js';
+import { writeAgentConfig } from '../helpers/agent-config.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { agent, attachGuest, isServing, spawnServe, udhcpc, type ServeProcess } from '../helpers/dhcp-guest.js';
 import { deleteNetns, netnsAvailable, run, waitFor, type Netns } from '../helpers/netns.js';
@@ -279,10 +280,17 @@ describe.skipIf(!enabled)('the image (scripts/build-image.sh), run by podman as 
     try {
       const before = await dumpNetns(cni.pod);
       // Phase 1 as Multus runs the binding's NAD: the /opt/cni/bin shim, with no node on PATH.
-      const vmiPath = join(dir, 'vmi.json');
-      writeFileSync(vmiPath, JSON.stringify(bindingVmi));
-      const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'vna-binding', type: 'virt-net-agent', stateDir: join(dir, 'cni-state'), vmiPath, args: { cni: { logicNetworkName: 'default' } } });
-      const cniEnv = (command: string): string[] => ['env', '-i', 'PATH=/usr/bin:/bin', `CNI_COMMAND=${command}`, `CNI_CONTAINERID=${cni.containerId}`, `CNI_NETNS=${cni.pod.path}`, 'CNI_IFNAME=net1', 'CNI_PATH=/usr/lib/cni', 'CNI_ARGS=K8S_POD_NAMESPACE=default;K8S_POD_NAME=virt-launcher-testvmi-abcde', join(process.cwd(), 'dist/cni/virt-net-agent')];
+      // The node's agent configuration (the admin's) says where state and VMI files are; the NAD names neither.
+      const vmiDir = join(dir, 'vmis');
+      mkdirSync(join(vmiDir, 'default'), { recursive: true });
+      writeFileSync(join(vmiDir, 'default', 'virt-launcher-testvmi-abcde.yaml'), JSON.stringify(bindingVmi));
+      const config = writeAgentConfig(dir, { stateRoot: join(dir, 'cni-state'), vmiDir });
+      const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'vna-binding', type: 'virt-net-agent', args: { cni: { logicNetworkName: 'default' } } });
+      const cniEnv = (command: string): string[] => [
+        'env', '-i', 'PATH=/usr/bin:/bin', `CNI_COMMAND=${command}`, `CNI_CONTAINERID=${cni.containerId}`, `CNI_NETNS=${cni.pod.path}`, 'CNI_IFNAME=net1', 'CNI_PATH=/usr/lib/cni',
+        'CNI_ARGS=K8S_POD_NAMESPACE=default;K8S_POD_NAME=virt-launcher-testvmi-abcde', `VIRT_NET_AGENT_CONFIG=${config}`, `VIRT_NET_AGENT_CNI_SOCKET=${join(dir, 'no-daemon.sock')}`,
+        join(process.cwd(), 'dist/cni/virt-net-agent'),
+      ];
       const add = await cni.node.exec(cniEnv('ADD'), { input: conf, timeoutMs: 120_000 });
       expect(add.code, add.stdout + add.stderr).toBe(0);
       expect((JSON.parse(add.stdout) as { interfaces: { name: string }[] }).interfaces.map((i) => i.name)).toEqual(['k6t-eth0', 'tap0']);

@@ -3,13 +3,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { defaultAgentConfig, type AgentConfig } from '../../agent/cni/agent-config.js';
 import { handleCniInvocation } from '../../agent/cni/invocation.js';
 
 const ENV = { CNI_CONTAINERID: 'c1', CNI_NETNS: '/nonexistent/netns', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
 const CONF = { cniVersion: '1.0.0', name: 'net', type: 'virt-net-agent', prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', sandbox: '/nonexistent/netns' }] } };
 
-async function code(command: string, stdin: string, env: Record<string, string> = ENV): Promise<{ code: number; msg: string; exit: number }> {
-  const r = await handleCniInvocation({ env: { ...env, CNI_COMMAND: command }, stdin });
+/** These checks fail before any state is touched: the state root does not exist unless a test makes one. */
+const NO_STATE: AgentConfig = { ...defaultAgentConfig(), stateRoot: '/nonexistent/vna-unit' };
+
+async function code(command: string, stdin: string, env: Record<string, string> = ENV, agent = NO_STATE): Promise<{ code: number; msg: string; exit: number }> {
+  const r = await handleCniInvocation({ env: { ...env, CNI_COMMAND: command }, stdin }, agent);
   const body = (r.stdout === '' ? {} : JSON.parse(r.stdout)) as { code?: number; msg?: string };
   return { code: body.code ?? 0, msg: body.msg ?? '', exit: r.exitCode };
 }
@@ -25,7 +29,7 @@ describe('chained ADD/CHECK input', () => {
   });
 
   it('a missing netns on ADD is a spec error (4, invalid environment) naming it, not a crash', async () => {
-    const r = await handleCniInvocation({ env: { ...ENV, CNI_COMMAND: 'ADD' }, stdin: JSON.stringify({ ...CONF, stateDir: '/tmp/vna-unit-never' }) });
+    const r = await handleCniInvocation({ env: { ...ENV, CNI_COMMAND: 'ADD' }, stdin: JSON.stringify(CONF) }, NO_STATE);
     expect(r.exitCode).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 4, msg: expect.stringMatching(/^CNI_NETNS: /) });
     expect(r.stdout).toContain('/nonexistent/netns');
@@ -34,13 +38,14 @@ describe('chained ADD/CHECK input', () => {
 
 describe('chained DEL', () => {
   it('succeeds without netns and without state, twice, and with a binding an ADD would refuse', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'vna-cni-del-'));
+    const stateRoot = mkdtempSync(join(tmpdir(), 'vna-cni-del-'));
     try {
-      for (const conf of [{ ...CONF, stateDir }, { ...CONF, stateDir }, { ...CONF, stateDir, binding: 'nonsense' }]) {
-        expect(await code('DEL', JSON.stringify(conf))).toEqual({ code: 0, msg: '', exit: 0 });
+      // A stateDir left in an old network configuration is ignored by DEL (refusing it would stop the chain's DEL).
+      for (const conf of [CONF, CONF, { ...CONF, binding: 'nonsense' }, { ...CONF, stateDir: '/elsewhere' }]) {
+        expect(await code('DEL', JSON.stringify(conf), ENV, { ...NO_STATE, stateRoot })).toEqual({ code: 0, msg: '', exit: 0 });
       }
     } finally {
-      rmSync(stateDir, { recursive: true, force: true });
+      rmSync(stateRoot, { recursive: true, force: true });
     }
   });
 });

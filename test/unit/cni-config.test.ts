@@ -2,12 +2,16 @@
 import { describe, expect, it } from 'vitest';
 import { parseCniArgs, parseNetConf, parseRequest } from '../../agent/cni/config.js';
 import { CniSpecError } from '../../agent/cni/errors.js';
-import { handleCniInvocation } from '../../agent/cni/invocation.js';
+import { handleCniInvocation as handle, type CniInvocation } from '../../agent/cni/invocation.js';
+import { defaultAgentConfig } from '../../agent/cni/agent-config.js';
 import { parsePrevResult, podNicOf } from '../../agent/cni/prev-result.js';
 import { convertResult, renderResult } from '../../agent/cni/result.js';
 import { chainedVmi } from '../../agent/cni/vmi-input.js';
 import { negotiateVersion } from '../../agent/cni/version.js';
 import { resolvConfText } from '../../agent/cni/attachment.js';
+
+/** The plugin under a configuration whose state root does not exist (these checks fail before any state is touched). */
+const handleCniInvocation = (invocation: CniInvocation) => handle(invocation, { ...defaultAgentConfig(), stateRoot: '/nonexistent/vna-unit' });
 
 function specError(fn: () => unknown): { code: number; message: string } {
   try {

@@ -8,7 +8,8 @@
  *   response: "VNACNI1\n" exitCode stdoutLen stdout
  * Where the socket and the fallback are: $VIRT_NET_AGENT_CNI_SOCKET / $VIRT_NET_AGENT_CNI_FALLBACK, else the lines
  * "socket=PATH" / "fallback=PATH" of the file <this executable>.conf, else /run/virt-net-agent/cni.sock and
- * <this executable's dir>/virt-net-agent.d/virt-net-agent.
+ * <this executable's dir>/virt-net-agent.d/virt-net-agent. A "config=PATH" line names the agent configuration the
+ * fallback runs under (`<fallback> cni --config PATH`); the daemon has its own (`cni-daemon --config`).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +31,7 @@ extern char **environ;
 
 static char socket_path[4096] = "/run/virt-net-agent/cni.sock";
 static char fallback_path[4096];
+static char config_path[4096];
 
 /* Prints a CNI spec error object (code 11: try again later) and exits 1. */
 static void fail(const char *msg, const char *detail) {
@@ -73,6 +75,7 @@ static void configure(void) {
         line[strcspn(line, "\r\n")] = '\0';
         if (strncmp(line, "socket=", 7) == 0) set_path(socket_path, line + 7);
         else if (strncmp(line, "fallback=", 9) == 0) set_path(fallback_path, line + 9);
+        else if (strncmp(line, "config=", 7) == 0) set_path(config_path, line + 7);
       }
       fclose(conf);
     }
@@ -85,8 +88,9 @@ static void configure(void) {
 
 /* No daemon: become the fallback executable. stdin is still unread, so it gets the runtime's stdin as is. */
 static void exec_fallback(const char *why) {
-  char *const argv[] = {fallback_path, "cni", NULL};
-  execv(fallback_path, argv);
+  char *const plain[] = {fallback_path, "cni", NULL};
+  char *const with_config[] = {fallback_path, "cni", "--config", config_path, NULL};
+  execv(fallback_path, config_path[0] != '\0' ? with_config : plain);
   char detail[8400];
   snprintf(detail, sizeof detail, "%s; fallback %s: %s", why, fallback_path, strerror(errno));
   fail("no cni-daemon is listening and the fallback executable cannot run", detail);

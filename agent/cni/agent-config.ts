@@ -1,0 +1,160 @@
+// The trusted configuration of the agent on a node: every host path, server, credential and limit the CNI plugin uses, from a root-owned file the cluster admin writes.
+//
+// A network configuration is tenant input (Multus hands a NetworkAttachmentDefinition's config to the plugin as
+// root), so nothing in it may pick a file, a server or a secret. Those come from here: the resident daemon loads
+// this file once (`cni-daemon --config FILE`), the fallback executable per invocation (`cni --config FILE`, env
+// VIRT_NET_AGENT_CONFIG, or the shim's `config=PATH` line), and both hand the same value to handleCniInvocation.
+// When running as root the file must be root-owned and not writable by group or others: a configuration that a
+// less privileged user could edit would let that user steer root. docs/security.md and docs/cni.md describe it.
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { InputError } from '../plan/errors.js';
+
+/** Where the admin's configuration lives on a node (a DaemonSet mounts its ConfigMap here). */
+export const DEFAULT_AGENT_CONFIG_PATH = '/etc/virt-net-agent/config.yaml';
+/** The environment variable the fallback executable reads the configuration path from (the runtime sets it). */
+export const AGENT_CONFIG_ENV = 'VIRT_NET_AGENT_CONFIG';
+
+export interface AgentConfig {
+  /** The file it was read from; null: built-in defaults (no file at the default path). */
+  readonly source: string | null;
+  /** Root of the per-attachment state folders (root-only). */
+  readonly stateRoot: string;
+  /** Role 2: the kubeconfig to read the launcher pod's VMI from the Kubernetes API (e.g. Multus' own); null: no API. */
+  readonly kubeconfig: string | null;
+  /** Role 2: VMI files for nodes without API access, `<vmiDir>/<namespace>/<pod name>.yaml`; null: none. */
+  readonly vmiDir: string | null;
+  /** Allows an `http://` API server and `insecure-skip-tls-verify` in the kubeconfig (never by default). */
+  readonly allowInsecureApi: boolean;
+  /** The cni-daemon's unix socket. */
+  readonly socket: string;
+  /** Largest VMI file read from vmiDir. */
+  readonly maxFileBytes: number;
+}
+
+const DEFAULTS: Omit<AgentConfig, 'source'> = {
+  stateRoot: '/var/run/virt-net-agent/cni',
+  kubeconfig: null,
+  vmiDir: null,
+  allowInsecureApi: false,
+  socket: '/run/virt-net-agent/cni.sock',
+  maxFileBytes: 4 << 20,
+};
+
+/** The built-in configuration (no file): what a node without /etc/virt-net-agent/config.yaml gets. */
+export function defaultAgentConfig(): AgentConfig {
+  return { source: null, ...DEFAULTS };
+}
+
+/** The configuration file itself is small; a larger one is a mistake, not something to allocate for. */
+const MAX_CONFIG_BYTES = 1 << 20;
+/** A unix socket address holds 107 bytes of path. */
+const MAX_SOCKET_PATH = 107;
+
+type Raw = Record<string, unknown>;
+type Parser = (value: unknown, key: string, file: string) => Partial<AgentConfig>;
+
+function bad(file: string, key: string, message: string): InputError {
+  return new InputError(file, `${key}: ${message}`);
+}
+
+function absolutePath(value: unknown, key: string, file: string): string {
+  if (typeof value !== 'string' || value === '') throw bad(file, key, 'must be an absolute path');
+  if (!isAbsolute(value)) throw bad(file, key, `must be an absolute path, got ${JSON.stringify(value)}`);
+  if (/[\0-\x1f\x7f]/.test(value)) throw bad(file, key, 'contains a control character');
+  return value;
+}
+
+function positiveInteger(value: unknown, key: string, file: string, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > max) throw bad(file, key, `must be an integer from 1 to ${max}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** Every key the file may hold and how it is checked; later features add their keys here. */
+function parsers(): Readonly<Record<string, Parser>> {
+  return {
+    stateRoot: (v, k, f) => ({ stateRoot: absolutePath(v, k, f) }),
+    kubeconfig: (v, k, f) => ({ kubeconfig: v === null ? null : absolutePath(v, k, f) }),
+    vmiDir: (v, k, f) => ({ vmiDir: v === null ? null : absolutePath(v, k, f) }),
+    allowInsecureApi: (v, k, f) => {
+      if (typeof v !== 'boolean') throw bad(f, k, 'must be true or false');
+      return { allowInsecureApi: v };
+    },
+    socket: (v, k, f) => {
+      const path = absolutePath(v, k, f);
+      if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw bad(f, k, `path of ${Buffer.byteLength(path)} bytes is longer than a unix socket address allows (${MAX_SOCKET_PATH})`);
+      return { socket: path };
+    },
+    maxFileBytes: (v, k, f) => ({ maxFileBytes: positiveInteger(v, k, f, 256 << 20) }),
+  };
+}
+
+/** Parses the text of a configuration file (YAML or JSON); `file` names it in errors. */
+export function parseAgentConfig(text: string, file: string): AgentConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new InputError(file, `not YAML/JSON: ${(error as Error).message.split('\n')[0] ?? ''}`);
+  }
+  if (raw === null || raw === undefined) return { ...DEFAULTS, source: file };
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new InputError(file, 'must be a mapping of settings (stateRoot, kubeconfig, vmiDir, …)');
+  const table = parsers();
+  let config: AgentConfig = { ...DEFAULTS, source: file };
+  for (const [key, value] of Object.entries(raw as Raw)) {
+    const parse = table[key];
+    if (parse === undefined) throw bad(file, key, `unknown setting (known: ${Object.keys(table).join(', ')})`);
+    config = { ...config, ...parse(value, key, file) };
+  }
+  return config;
+}
+
+/**
+ * The whole of a file that only the admin (root) may write: a regular file (opened non-blocking, close-on-exec as libuv always does, so a FIFO cannot
+ * hang us), at most maxBytes, and, when `rootOwned` and we are root, owned by root and not writable by group or
+ * others. Symlinks are followed (a ConfigMap volume is made of them); the checks apply to the file they lead to.
+ */
+export function readTrustedFile(path: string, maxBytes: number, rootOwned: boolean): Buffer {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new InputError(path, 'not a regular file');
+    if (rootOwned && process.getuid?.() === 0) {
+      if (st.uid !== 0) throw new InputError(path, `owned by uid ${st.uid}, not root: refusing a configuration a less privileged user can change`);
+      if ((st.mode & 0o022) !== 0) throw new InputError(path, `writable by ${(st.mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): refusing a configuration a less privileged user can change`);
+    }
+    if (st.size > maxBytes) throw new InputError(path, `larger than ${maxBytes} bytes`);
+    const buf = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, buf, length, buf.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length > maxBytes) throw new InputError(path, `larger than ${maxBytes} bytes`);
+    }
+    return buf.subarray(0, length);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The agent configuration from `path` (a flag or VIRT_NET_AGENT_CONFIG), else from the default path; a missing
+ * default file means the built-in defaults, a missing named file is an error. Errors are InputErrors naming the file.
+ */
+export function loadAgentConfig(path?: string | null): AgentConfig {
+  const explicit = path !== undefined && path !== null && path !== '';
+  const file = explicit ? path : DEFAULT_AGENT_CONFIG_PATH;
+  if (explicit && !isAbsolute(file)) throw new InputError(file, 'the agent configuration must be named by an absolute path');
+  let bytes: Buffer;
+  try {
+    bytes = readTrustedFile(file, MAX_CONFIG_BYTES, true);
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    if (code === 'ENOENT' && !explicit) return defaultAgentConfig();
+    throw new InputError(file, `cannot read the agent configuration: ${code}`);
+  }
+  return parseAgentConfig(bytes.toString('utf8'), file);
+}
