@@ -5,15 +5,20 @@
 // done: bind(2) succeeds), an initial burst of 3 multicast RAs 1 s and 2 s apart, then one every 200–600 s (random).
 // A Router Solicitation from a link-local source is answered by unicast at once (at most one per 300 ms); one from ::
 // by a multicast RA no sooner than 3 s after the previous one (MIN_DELAY_BETWEEN_RAS). close() sends a final RA with
-// router lifetime 0 (§6.2.5) so the guest drops the default route at once, then closes the socket.
+// router lifetime 0 (§6.2.5) so the guest drops the default route at once, then closes the socket (not when the
+// serving process only restarts: close({ goodbye: false })).
+// The raw socket is made in the attachment's namespace (as are the reads of the bridge's MAC and link-local address),
+// is non-blocking and watched by the process's one FdPoller: solicitations are read on the main thread, at most
+// SOLICITATIONS_PER_WAKE per wake, and over the attachment's rate the socket is not polled until a token is back (the
+// kernel drops the excess), so a guest flooding RS costs a bounded share of the process.
 import { networkInterfaces } from 'node:os';
-import type { Logger } from 'pino';
 import { PlanError } from '../agent/plan/errors.js';
 import type { DhcpV6Plan } from '../agent/plan/plan-types.js';
 import { KernelError } from '../agent/drivers/kernel-error.js';
 import { openIcmpv6Socket, type Icmpv6Socket } from '../agent/drivers/raw-socket.js';
+import { TokenBucket } from './limits.js';
 import { ALL_NODES, ICMPV6_ROUTER_SOLICITATION, MAX_RTR_ADV_INTERVAL_SECONDS, MIN_RTR_ADV_INTERVAL_SECONDS, buildRouterAdvertisement, isRouterSolicitation, routerAdvertisementFromPlan } from './ra.js';
-import type { RunningService } from './service.js';
+import { guestLineAllowed, type RunningService, type ServiceContext } from './service.js';
 import { bytesToIpv6, decodeDuid, ipv6ToBytes } from './v6-packet.js';
 import { linkLocalFromMac } from './v6-responder.js';
 import { fromHex } from './options.js';
@@ -29,6 +34,7 @@ export interface RouterAdvertiserOptions {
 const MIN_DELAY_BETWEEN_MULTICAST_RAS_MS = 3000;
 const MIN_DELAY_BETWEEN_UNICAST_RAS_MS = 300;
 const LINK_LOCAL_RETRY_MS = 200;
+const SOLICITATIONS_PER_WAKE = 4;
 
 /** The bridge MAC: from the kernel when the link has addresses, else from the plan's DUID-LL (the same MAC by design). */
 function bridgeMac(plan: DhcpV6Plan): string | null {
@@ -46,16 +52,20 @@ function kernelLinkLocal(iface: string): string | null {
   return entry === undefined ? null : entry.address.split('%')[0] ?? null;
 }
 
-export async function startRouterAdvertiser(plan: DhcpV6Plan, logger: Logger, options: RouterAdvertiserOptions = {}): Promise<RunningService> {
+export async function startRouterAdvertiser(plan: DhcpV6Plan, context: ServiceContext, options: RouterAdvertiserOptions = {}): Promise<RunningService> {
   const iface = plan.interface;
-  const log = logger.child({ service: 'ra', interface: iface });
-  const mac = bridgeMac(plan);
+  const log = context.logger.child({ service: 'ra', interface: iface });
+  const mac = context.inNamespace(() => bridgeMac(plan));
   const advertisement = routerAdvertisementFromPlan(plan, mac);
   const goodbye = routerAdvertisementFromPlan(plan, mac, 0);
   if (advertisement === null || goodbye === null) throw new PlanError('dhcpv6.ra', `no router advertisements planned for ${iface}`);
   const message = buildRouterAdvertisement(advertisement);
   const finalMessage = buildRouterAdvertisement(goodbye);
-  const socket: Icmpv6Socket = openIcmpv6Socket(iface, { receiveTypes: [ICMPV6_ROUTER_SOLICITATION] });
+  const socket: Icmpv6Socket = context.inNamespace(() => openIcmpv6Socket(iface, { receiveTypes: [ICMPV6_ROUTER_SOLICITATION] }));
+  const fd = socket.fd;
+  const solicitations = new TokenBucket(context.limits.solicitationsPerSecond, context.limits.solicitationBurst, Date.now());
+  let resumeTimer: NodeJS.Timeout | null = null;
+  let rateLimited = 0;
 
   const initialGaps = options.initialGapsMs ?? [1000, 2000];
   const minInterval = options.minIntervalMs ?? MIN_RTR_ADV_INTERVAL_SECONDS * 1000;
@@ -69,19 +79,21 @@ export async function startRouterAdvertiser(plan: DhcpV6Plan, logger: Logger, op
   let lastUnicast = 0;
   let sent = 0;
 
-  const send = (bytes: Buffer, destination: Buffer, reason: string, routerLifetime: number): void => {
+  const send = (bytes: Buffer, destination: Buffer, reason: string, routerLifetime: number, guestTriggered = false): void => {
     try {
       socket.send(bytes, destination);
       sent++;
+      if (guestTriggered && !guestLineAllowed(context, log)) return;
       log.info({ source, destination: bytesToIpv6(destination), routerLifetime, reason, managed: advertisement.managed, other: advertisement.other }, `router advertisement (${reason})`);
     } catch (error) {
+      if (guestTriggered && !guestLineAllowed(context, log)) return;
       log.warn({ err: error instanceof KernelError ? error.message : String(error), reason }, 'router advertisement not sent');
     }
   };
 
-  const multicast = (reason: string): void => {
+  const multicast = (reason: string, guestTriggered = false): void => {
     lastMulticast = Date.now();
-    send(message, allNodes, reason, advertisement.routerLifetime);
+    send(message, allNodes, reason, advertisement.routerLifetime, guestTriggered);
   };
 
   const schedule = (gapIndex: number): void => {
@@ -97,7 +109,7 @@ export async function startRouterAdvertiser(plan: DhcpV6Plan, logger: Logger, op
   /** Binds to the bridge's link-local address once DAD let it be used; then starts the burst. */
   const waitForLinkLocal = (attempt: number): void => {
     if (closed) return;
-    const candidate = kernelLinkLocal(iface) ?? (mac === null ? null : linkLocalFromMac(mac));
+    const candidate = context.inNamespace(() => kernelLinkLocal(iface)) ?? (mac === null ? null : linkLocalFromMac(mac));
     if (candidate !== null) {
       try {
         socket.bindAddress(ipv6ToBytes(candidate));
@@ -124,47 +136,66 @@ export async function startRouterAdvertiser(plan: DhcpV6Plan, logger: Logger, op
     if (!unspecified && from[0] === 0xfe && ((from[1] ?? 0) & 0xc0) === 0x80) {
       if (now - lastUnicast < MIN_DELAY_BETWEEN_UNICAST_RAS_MS) return;
       lastUnicast = now;
-      send(message, from, `solicited by ${bytesToIpv6(from)}`, advertisement.routerLifetime);
+      send(message, from, `solicited by ${bytesToIpv6(from)}`, advertisement.routerLifetime, true);
       return;
     }
     if (solicitedTimer !== null) return;
     const delay = Math.max(0, lastMulticast + MIN_DELAY_BETWEEN_MULTICAST_RAS_MS - now);
     solicitedTimer = setTimeout(() => {
       solicitedTimer = null;
-      if (!closed) multicast('solicited');
+      if (!closed) multicast('solicited', true);
     }, delay);
   };
 
-  const receiveLoop = (async () => {
-    while (!closed) {
-      const started = Date.now();
-      const packet = await socket.receive();
-      if (closed) break;
-      if (packet === null) {
-        // Timeout (SO_RCVTIMEO) returns after ~1 s; an immediate failure must not spin.
-        if (Date.now() - started < 50) await new Promise((resolve) => setTimeout(resolve, 200));
-        continue;
+  const poller = context.poller();
+  /** Reads what the socket holds (a few per wake); over the rate, stops polling it until a token is back. */
+  const onReadable = (): void => {
+    for (let i = 0; i < SOLICITATIONS_PER_WAKE && !closed; i++) {
+      const now = Date.now();
+      if (!solicitations.take(now)) {
+        rateLimited++;
+        poller.pause(fd);
+        resumeTimer = setTimeout(() => {
+          resumeTimer = null;
+          if (!closed) poller.resume(fd);
+        }, Math.max(1, solicitations.msUntilToken(now)));
+        if (guestLineAllowed(context, log)) log.warn({ rateLimited, limit: context.limits.solicitationsPerSecond }, 'router solicitations over the rate limit: reading paused');
+        return;
       }
+      let packet;
+      try {
+        packet = socket.tryReceive();
+      } catch (error) {
+        if (guestLineAllowed(context, log)) log.warn({ err: error instanceof Error ? error.message : String(error) }, 'router solicitation not read');
+        return;
+      }
+      if (packet === null) return;
       if (isRouterSolicitation(packet.data)) answerSolicitation(packet.source);
     }
-  })();
+  };
+  try {
+    poller.watch(fd, onReadable);
+  } catch (error) {
+    socket.close();
+    throw error;
+  }
 
   waitForLinkLocal(0);
 
   let closing: Promise<void> | null = null;
   return {
     name: `ra ${iface}`,
-    close() {
+    close(closeOptions) {
       if (closing === null) {
-        closing = (async () => {
-          closed = true;
-          if (timer !== null) clearTimeout(timer);
-          if (solicitedTimer !== null) clearTimeout(solicitedTimer);
-          if (source !== null) send(finalMessage, allNodes, 'shutdown', 0);
-          await socket.close();
-          await receiveLoop;
-          log.info({ sent }, 'router advertiser stopped');
-        })();
+        closed = true;
+        if (timer !== null) clearTimeout(timer);
+        if (solicitedTimer !== null) clearTimeout(solicitedTimer);
+        if (resumeTimer !== null) clearTimeout(resumeTimer);
+        if (source !== null && closeOptions?.goodbye !== false) send(finalMessage, allNodes, 'shutdown', 0);
+        poller.unwatch(fd);
+        socket.close();
+        log.info({ sent, rateLimited }, 'router advertiser stopped');
+        closing = Promise.resolve();
       }
       return closing;
     },

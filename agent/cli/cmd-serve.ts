@@ -8,12 +8,11 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import type { Command } from './command.js';
 import { InputError } from '../plan/errors.js';
-import { enterNetns } from '../apply/netns.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
 import { podTargetFromFlags } from './pod-target.js';
 import { SERVE_NODE_FLAGS, SERVE_REEXEC_ENV, reexecWithServeHeap } from './serve-heap.js';
 import { DEFAULT_STATE_ROOT, StateDir, type AgentState } from '../apply/state-dir.js';
-import { planned, startAll, type ServedNetwork } from './serve-services.js';
+import { planned, ServingCore, type ServedNetwork } from '../serve/core.js';
 
 const OPTIONS = {
   'state-dir': { type: 'string' },
@@ -140,12 +139,14 @@ async function runServe(args: readonly string[]): Promise<number> {
   if (reexecFailure !== null) logger.warn({ reason: reexecFailure }, `serving with node's defaults: re-exec with ${SERVE_NODE_FLAGS.join(' ')} failed`);
   // Signals are caught from here on, so a SIGTERM during start-up still ends in a clean stop.
   const stopped = untilSignal();
-  if (target) enterNetns(target); // before any socket exists: sockets belong to the namespace they are created in
-  const services = await startAll(networks, logger);
-  logger.info({ services: services.map((service) => service.name), stateDir: stateDir.dir, nodeFlags: process.execArgv }, 'serving');
+  // The sockets are created inside the pod's namespace (the serving core enters it for each synchronous creation);
+  // the process itself stays where it was started.
+  const core = new ServingCore({ logger });
+  const served = await core.add({ id: state.vmi.uid, netns: target ?? null, networks });
+  logger.info({ services: served.services, stateDir: stateDir.dir, nodeFlags: process.execArgv }, 'serving');
   const signal = await stopped;
   logger.info({ signal }, 'stopping');
-  await Promise.all(services.map((service) => service.close()));
+  await core.close();
   logger.info('stopped');
   return 0;
 }

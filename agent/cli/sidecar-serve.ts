@@ -4,18 +4,15 @@
 // there before the switchover); a later call that plans the same configuration keeps them running, one that plans
 // another restarts that network's services. The log lines are serve's (pino JSON on stdout, one per exchange).
 import { pino, type Logger } from 'pino';
-import type { RunningService } from '../../dhcp/service.js';
 import type { Plan } from '../plan/plan-types.js';
 import { LOG_LEVEL_ENV, serveLoggerOptions } from './cmd-serve.js';
-import { planned, startAll, type ServedNetwork } from './serve-services.js';
+import { planned, ServingCore, type ServedNetwork } from '../serve/core.js';
 
-interface Running {
-  readonly config: string;
-  readonly services: readonly RunningService[];
-}
-
+/** The sidecar's serving core: one attachment per served network (id: the network name), in the sidecar's namespace. */
 export class SidecarServices {
-  private readonly running = new Map<string, Running>();
+  /** Per network name, the configuration served (JSON of its state). */
+  private readonly running = new Map<string, string>();
+  private core: ServingCore | null = null;
   private logger: Logger | null = null;
   /** One update at a time: OnDefineDomain calls do not interleave their starts and stops. */
   private queue: Promise<void> = Promise.resolve();
@@ -39,24 +36,25 @@ export class SidecarServices {
       .map((network) => ({ name: network.name, state: { bridge: network.bridge, dhcp: network.dhcp, dhcpv6: network.dhcpv6 } }))
       .filter(planned);
     const logger = this.loggerFor(plan);
-    for (const [name, running] of this.running) {
+    this.core ??= new ServingCore({ logger });
+    const core = this.core;
+    for (const [name, config] of this.running) {
       const network = wanted.find((entry) => entry.name === name);
-      if (network !== undefined && JSON.stringify(network.state) === running.config) continue;
-      await Promise.all(running.services.map((service) => service.close()));
+      if (network !== undefined && JSON.stringify(network.state) === config) continue;
+      await core.remove(name);
       this.running.delete(name);
     }
     for (const network of wanted) {
       if (this.running.has(network.name)) continue;
-      const services = await startAll([network], logger);
-      this.running.set(network.name, { config: JSON.stringify(network.state), services });
-      logger.info({ network: network.name, services: services.map((service) => service.name) }, 'serving');
+      const served = await core.add({ id: network.name, netns: null, networks: [network] });
+      this.running.set(network.name, JSON.stringify(network.state));
+      logger.info({ network: network.name, services: served.services }, 'serving');
     }
   }
 
   async close(): Promise<void> {
     await this.queue;
-    const all = [...this.running.values()].flatMap((running) => running.services);
     this.running.clear();
-    await Promise.all(all.map((service) => service.close()));
+    await this.core?.close();
   }
 }

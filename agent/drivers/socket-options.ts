@@ -1,48 +1,41 @@
-// Socket options Node's dgram lacks: SO_BINDTODEVICE on a bound dgram socket, so its traffic stays on one interface.
+// What node:dgram does not offer for the serving core's sockets: pausing and resuming a bound socket's reads (per-guest
+// fairness), and the receive buffer size DHCP sockets ask for.
 import type { Socket } from 'node:dgram';
-import { libc } from './libc.js';
-import { KernelError, describeErrno, errnoName } from './kernel-error.js';
 
-const SOL_SOCKET = 1;
-const SO_BINDTODEVICE = 25;
+interface UdpHandle {
+  recvStart?: unknown;
+  recvStop?: unknown;
+}
 
-/** The file descriptor under a bound dgram socket (libuv's UDP handle exposes it on Unix). */
-export function dgramFd(socket: Socket): number {
+/** libuv's UDP handle under a bound dgram socket (node:dgram keeps it in a symbol-keyed state object). */
+function udpHandle(socket: Socket): UdpHandle | null {
   for (const key of Object.getOwnPropertySymbols(socket)) {
     const state = (socket as unknown as Record<symbol, unknown>)[key];
     if (typeof state === 'object' && state !== null && 'handle' in state) {
-      const handle = (state as { handle: { fd?: unknown } | null }).handle;
-      if (handle !== null && typeof handle.fd === 'number' && handle.fd >= 0) return handle.fd;
+      const handle = (state as { handle: UdpHandle | null }).handle;
+      if (handle !== null && typeof handle === 'object') return handle;
     }
   }
-  throw new Error('dgram socket has no file descriptor yet: bind it first');
+  return null;
 }
 
 /**
- * Binds a (bound) dgram socket to one interface: it then receives only what arrives on that interface, and its sends,
- * broadcasts included, leave through it whatever the routing table says.
+ * Stops (false) or restarts (true) reading a bound dgram socket: while stopped, datagrams wait in the kernel's
+ * receive buffer (and the kernel drops what does not fit). Called from a 'message' listener, stopping takes effect
+ * before libuv reads the next datagram. Returns false when this Node's dgram does not expose its handle's
+ * recvStart/recvStop (the caller then drops instead of pausing), or the socket is closed.
  */
-export function bindToDevice(socket: Socket, ifname: string): void {
-  const fd = dgramFd(socket);
-  const result = libc().setsockoptBuffer(fd, SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`, 'utf8'));
-  if (result.ret < 0) {
-    const code = errnoName(result.errno);
-    throw new KernelError(`socket: bind to device ${ifname}`, code, `setsockopt SO_BINDTODEVICE ${ifname}: ${describeErrno(code)}`);
-  }
+export function setReceiving(socket: Socket, receiving: boolean): boolean {
+  const handle = udpHandle(socket);
+  const method = handle === null ? undefined : receiving ? handle.recvStart : handle.recvStop;
+  if (typeof method !== 'function') return false;
+  (method as (this: UdpHandle) => unknown).call(handle as UdpHandle);
+  return true;
 }
 
-/** What a DHCP socket asks for: ~1 s of requests at 2000/s (the kernel caps it at net.core.rmem_max, then doubles it). */
+/**
+ * What a DHCP socket asks for: ~1 s of requests at 2000/s (the kernel caps it at net.core.rmem_max, then doubles it).
+ * At 2000 requests/s the default 208 KiB holds ~0.1 s of datagrams, and a process descheduled longer than that (a busy
+ * node, a VM's vCPU stall) loses the rest at the socket (UDP RcvbufErrors), which perfdhcp showed here.
+ */
 export const DHCP_RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024;
-
-/**
- * Raises a bound dgram socket's SO_RCVBUF so a burst survives while the process is not scheduled. Best effort:
- * returns the size the kernel granted, or null when it refused (the default then stays).
- */
-export function enlargeReceiveBuffer(socket: Socket, bytes: number = DHCP_RECEIVE_BUFFER_BYTES): number | null {
-  try {
-    socket.setRecvBufferSize(bytes);
-    return socket.getRecvBufferSize();
-  } catch {
-    return null;
-  }
-}

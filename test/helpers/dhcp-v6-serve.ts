@@ -6,9 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import type { DhcpV6Plan } from '../../agent/plan/plan-types.js';
-import type { RunningService } from '../../dhcp/service.js';
-import { startRouterAdvertiser } from '../../dhcp/ra-server.js';
-import { startDhcpV6Server } from '../../dhcp/v6-server.js';
+import { ServingCore } from '../../agent/serve/core.js';
 
 const file = process.argv[2];
 if (file === undefined) {
@@ -17,15 +15,15 @@ if (file === undefined) {
 }
 const plan = JSON.parse(readFileSync(file, 'utf8')) as DhcpV6Plan;
 const logger = pino({ level: 'debug' });
-const services: RunningService[] = [await startDhcpV6Server(plan, logger)];
-if (plan.ra !== null) services.push(await startRouterAdvertiser(plan, logger));
+const core = new ServingCore({ logger });
+await core.add({ id: 'v6', netns: null, networks: [{ name: 'default', state: { bridge: plan.interface, dhcpv6: plan } }] });
 process.stdout.write('READY\n');
 
 let stopping = false;
 process.on('SIGTERM', () => {
   if (stopping) return;
   stopping = true;
-  void Promise.all(services.map((service) => service.close())).then(() => {
+  void core.close().then(() => {
     process.stdout.write('CLOSED\n');
     process.exit(0);
   });

@@ -9,7 +9,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '')
 const SOURCE_DIRS = ['agent', 'bindings', 'dhcp', 'domain'];
 
 /** The DHCP files that own sockets and logging (the servers); every other file of dhcp/ is a codec or a pure responder. */
-const DHCP_SERVERS = new Set(['dhcp/server-v4.ts', 'dhcp/v6-server.ts', 'dhcp/ra-server.ts', 'dhcp/service.ts', 'dhcp/exchange-log.ts']);
+const DHCP_SERVERS = new Set(['dhcp/server-v4.ts', 'dhcp/v6-server.ts', 'dhcp/ra-server.ts', 'dhcp/service.ts', 'dhcp/exchange-log.ts', 'dhcp/receive-gate.ts']);
 
 /** Bare modules the pure core may use: hashing (MAC and name derivation), createRequire (lazy loading), the XML builder. */
 const PURE_BARE_ALLOWED = new Set(['node:crypto', 'node:module', 'xmlbuilder2']);

@@ -1,0 +1,231 @@
+// The serving core in one process for several pods: sockets made inside each pod's namespace and bound to its bridge,
+// real udhcpc clients leasing from all of them, a flooding guest that cannot starve the others, a broken or vanished
+// attachment that never stops the rest, and remove() closing every descriptor it opened.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeCniPod, type CniPod } from '../helpers/cni.js';
+import { agent, attachGuest, udhcpc } from '../helpers/dhcp-guest.js';
+import { deleteNetns, makeNetns, netnsAvailable, waitFor, type Netns } from '../helpers/netns.js';
+
+const SERVE_MANY = join(process.cwd(), 'dist/test/helpers/serve-many.js');
+
+function vmiYaml(uid: string): string {
+  return `apiVersion: kubevirt.io/v1
+kind: VirtualMachineInstance
+metadata: {name: corevmi, namespace: default, uid: ${uid}}
+spec:
+  domain: {devices: {interfaces: [{name: default, masquerade: {}}]}}
+  networks: [{name: default, pod: {}}]
+`;
+}
+
+interface ServeMany {
+  readonly pid: number;
+  request(value: object): Promise<Record<string, unknown>>;
+  logs(): Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+/** serve-many with its requests answered in order on stdout. */
+async function startServeMany(dir: string): Promise<ServeMany> {
+  const logFile = join(dir, 'serve-many.log');
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [SERVE_MANY, logFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const waiting: ((line: Record<string, unknown>) => void)[] = [];
+  let partial = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line !== '') waiting.shift()?.(JSON.parse(line) as Record<string, unknown>);
+  });
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const next = (): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve-many did not answer; stderr: ${stderr}`)), 60_000);
+      waiting.push((line) => {
+        clearTimeout(timer);
+        resolve(line);
+      });
+    });
+  expect(await next()).toEqual({ ready: true });
+  return {
+    pid: child.pid ?? -1,
+    request(value) {
+      const answer = next();
+      child.stdin.write(`${JSON.stringify(value)}\n`);
+      return answer;
+    },
+    logs() {
+      let text = '';
+      try {
+        text = readFileSync(logFile, 'utf8');
+      } catch {
+        return [];
+      }
+      return text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Socket inodes of a process's descriptors, and how many descriptors it has. */
+function descriptors(pid: number): { count: number; sockets: Set<string> } {
+  const sockets = new Set<string>();
+  const entries = readdirSync(`/proc/${pid}/fd`);
+  for (const entry of entries) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${entry}`));
+      if (match) sockets.add(match[1]!);
+    } catch {
+      // closed while listing
+    }
+  }
+  return { count: entries.length, sockets };
+}
+
+/** Inodes of the UDP sockets listening on :67 in a namespace, with the device each is bound to. */
+async function udp67(ns: Netns): Promise<{ inode: string; local: string }[]> {
+  const out = (await ns.execOk(['ss', '-Huanpe', 'sport = :67'])).stdout;
+  return out
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => ({ inode: /ino:(\d+)/.exec(line)?.[1] ?? '', local: line.split(/\s+/)[3] ?? '' }));
+}
+
+/** A guest sending DHCPDISCOVERs as fast as it can for `seconds` (a flood); resolves with how many it sent. */
+function flood(guest: Netns, seconds: number): Promise<number> {
+  const script = `
+import socket, struct, time, os
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')
+s.bind(('0.0.0.0', 68))
+mac = bytes.fromhex('02aabbccdd01')
+def discover(xid):
+    h = struct.pack('!BBBBIHH4s4s4s4s16s64s128s', 1, 1, 6, 0, xid, 0, 0x8000, bytes(4), bytes(4), bytes(4), bytes(4), mac + bytes(10), bytes(64), bytes(128))
+    return h + bytes([99, 130, 83, 99, 53, 1, 1, 255])
+end = time.time() + ${seconds}
+n = 0
+while time.time() < end:
+    for _ in range(100):
+        try:
+            s.sendto(discover(n), ('255.255.255.255', 67))
+        except OSError:
+            pass
+        n += 1
+print(n)
+`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', guest.name, 'python3', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('close', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`flood exited ${String(code)}: ${err}`))));
+  });
+}
+
+describe.skipIf(!netnsAvailable())('serving core: many pods from one process', { timeout: 600_000 }, () => {
+  let workDir: string;
+  const pods: CniPod[] = [];
+  const guests: Netns[] = [];
+  const stateDirs: string[] = [];
+
+  beforeAll(async () => {
+    workDir = mkdtempSync(join(tmpdir(), 'vna-core-'));
+    for (let i = 0; i < 3; i++) {
+      const pod = await makeCniPod({ podCidr: `10.244.${40 + i}.0/24` });
+      pods.push(pod);
+      const dir = join(workDir, `pod${i}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'vmi.yaml'), vmiYaml(`core-${process.pid}-${i}`));
+      const stateDir = join(dir, 'state');
+      const setup = await agent(['setup', '--vmi', join(dir, 'vmi.yaml'), '--netns', pod.pod.path, '--state-dir', stateDir, '--resolv-conf', '/dev/null']);
+      expect(setup.stderr).toBe('');
+      stateDirs.push(join(stateDir, `core-${process.pid}-${i}`));
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const guest of guests) await deleteNetns(guest.name);
+    for (const pod of pods) await pod.cleanup();
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('serves three pods from one process; a broken attachment fails alone; a flooding guest does not starve the others; remove closes every descriptor', async () => {
+    const server = await startServeMany(workDir);
+    try {
+      const baseline = descriptors(server.pid);
+      for (const [i, pod] of pods.entries()) {
+        const added = await server.request({ op: 'add', id: `pod${i}`, netns: pod.pod.path, stateDir: stateDirs[i] });
+        expect(added).toMatchObject({ ok: true, services: ['dhcpv4 k6t-eth0'] });
+      }
+      // An attachment whose bridge is not there (setup never ran for it in that namespace): refused alone.
+      const ghostDir = join(workDir, 'ghost');
+      mkdirSync(ghostDir);
+      const state = JSON.parse(readFileSync(join(stateDirs[0]!, 'state.json'), 'utf8')) as { networks: Record<string, { bridge: string; dhcp: { interface: string } }> };
+      const network = state.networks['default']!;
+      writeFileSync(join(ghostDir, 'state.json'), JSON.stringify({ ...state, networks: { default: { ...network, bridge: 'k6t-ghost', dhcp: { ...network.dhcp, interface: 'k6t-ghost' } } } }));
+      const ghost = await server.request({ op: 'add', id: 'ghost', netns: pods[0]!.pod.path, stateDir: ghostDir });
+      expect(ghost['ok']).toBe(false);
+      expect(String(ghost['error'])).toMatch(/^cannot start dhcpv4 on k6t-ghost: .*ENODEV.*\(run setup first\)$/);
+      // So is a namespace that does not exist.
+      const gone = await server.request({ op: 'add', id: 'gone', netns: join(workDir, 'no-such-netns'), stateDir: stateDirs[0] });
+      expect(gone).toMatchObject({ ok: false, error: expect.stringMatching(/no such network namespace/) });
+
+      // Every socket the process opened lives in a pod's namespace, bound to that pod's bridge (not in ours).
+      const opened = descriptors(server.pid);
+      expect(opened.count).toBe(baseline.count + 3 * 3); // per pod: the DHCPv4 socket and the namespace scope's 2 fds
+      for (const pod of pods) {
+        const listening = await udp67(pod.pod);
+        expect(listening).toHaveLength(1);
+        expect(listening[0]!.local).toBe('0.0.0.0%k6t-eth0:67');
+        expect(opened.sockets.has(listening[0]!.inode)).toBe(true);
+      }
+
+      // Real clients lease from all three at once, each its own pod's address.
+      for (const pod of pods) guests.push(await attachGuest(pod.pod, 'k6t-eth0', 'vguest', pod.attachments[0]!.mac));
+      const leases = await Promise.all(guests.map((guest, i) => udhcpc(guest, mkdtempSync(join(workDir, `client${i}-`)))));
+      expect(leases.map((run) => run.lease.addresses)).toEqual([['10.0.2.2/24'], ['10.0.2.2/24'], ['10.0.2.2/24']]);
+      expect(leases.map((run) => run.lease.env['serverid'])).toEqual(['10.0.2.1', '10.0.2.1', '10.0.2.1']);
+
+      // A guest of pod0 floods DISCOVERs; pod1's guest still gets its lease meanwhile, and pod0 is rate-limited.
+      const flooder = await attachGuest(pods[0]!.pod, 'k6t-eth0', 'vflood');
+      guests.push(flooder);
+      const flooding = flood(flooder, 6);
+      await waitFor(async () => server.logs().some((line) => line['msg'] === 'dhcpv4 requests over the rate limit: reading paused'), { timeoutMs: 30_000, intervalMs: 100, what: 'pod0 rate-limited' });
+      const during = await udhcpc(guests[1]!, mkdtempSync(join(workDir, 'during-')));
+      expect(during.lease.addresses).toEqual(['10.0.2.2/24']);
+      const sent = await flooding;
+      const logs = server.logs();
+      const limited = logs.filter((line) => line['msg'] === 'dhcpv4 requests over the rate limit: reading paused');
+      expect(limited.every((line) => line['attachment'] === 'pod0')).toBe(true);
+      // pod0's guest-triggered lines were cut to the log budget; pod1 still logged its exchanges.
+      const pod0Lines = logs.filter((line) => line['attachment'] === 'pod0' && line['reply'] !== undefined).length;
+      expect(pod0Lines).toBeLessThan(sent / 10);
+      expect(logs.some((line) => line['attachment'] === 'pod1' && line['reply'] === 'DHCPACK')).toBe(true);
+      process.stdout.write(`flood: ${sent} DISCOVERs from pod0's guest in 6 s; pod0 logged ${pod0Lines} replies; pod1's lease during the flood took ${during.elapsedMs.toFixed(0)} ms\n`);
+
+      // pod2's namespace disappears under the core: pod0 and pod1 go on; removing pod2 closes its descriptors.
+      await deleteNetns(pods[2]!.pod.name);
+      const renew = await udhcpc(guests[0]!, mkdtempSync(join(workDir, 'after-')));
+      expect(renew.lease.addresses).toEqual(['10.0.2.2/24']);
+      for (const id of ['pod0', 'pod1', 'pod2']) expect(await server.request({ op: 'remove', id })).toMatchObject({ ok: true });
+      expect(descriptors(server.pid).count).toBe(baseline.count);
+      for (const pod of pods.slice(0, 2)) expect(await udp67(pod.pod)).toEqual([]);
+      const errors = server.logs().filter((line) => Number(line['level']) >= 50);
+      expect(errors).toEqual([]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
