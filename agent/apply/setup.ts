@@ -13,12 +13,15 @@ import { nftFamiliesOf, takeSnapshot } from './snapshot.js';
 import { renderSpoofNftTeardown } from '../../bindings/spoof-nft.js';
 import { launcherUser } from '../../bindings/common.js';
 import type { AgentState, NetworkState, NftTableFamily } from './state-dir.js';
-import { StateDir } from './state-dir.js';
+import { StateDir, UntrustedStateError } from './state-dir.js';
+import { isPlannableSysctl } from '../plan/sysctl-names.js';
 import { teardownActions } from './teardown-plan.js';
 import { parseVmiObject } from '../plan/vmi-shape.js';
 
 export interface SetupRequest extends Omit<PlanInput, 'pod' | 'priorIdentities' | 'domainXml'> {
   readonly stateRoot: string;
+  /** Write the launcher's read-only copy (serve.json) for `serve` and `domain` (default true; the CNI has no such reader). */
+  readonly launcherCopy?: boolean;
   readonly discover: DiscoverOptions;
   readonly dryRun: boolean;
   /** Called after every kernel write (count starts at 1); the crash test hook lives here. */
@@ -105,9 +108,9 @@ function existingNatTables(listing: string): ('ip' | 'ip6')[] {
 }
 
 export async function runSetup(driver: KernelDriver, request: SetupRequest): Promise<SetupResult> {
-  // serve runs as the launcher's user: the state it reads is handed to that user.
+  // serve and domain run as the launcher's user: they read the root-owned serve.json (the folder is 0755 for them).
   const vmi = parseVmiObject(request.vmi);
-  const stateDir = new StateDir(request.stateRoot, vmiKey(vmi), launcherUser(vmi));
+  const stateDir = new StateDir(request.stateRoot, vmiKey(vmi), { reader: launcherUser(vmi), launcherCopy: request.launcherCopy ?? true });
   stateDir.lock();
   try {
     const prior = stateDir.read();
@@ -150,6 +153,13 @@ export interface TeardownResult {
   readonly writes: number;
   /** false when there was nothing to undo (no state): a second teardown is a successful no-op. */
   readonly hadState: boolean;
+  /** Set when the folder was not root's (an older layout, or planted): removed unread, nothing undone. */
+  readonly discardedUntrusted?: string;
+}
+
+/** The recorded sysctls whose names a plan can produce (agent/plan/sysctl-names.ts); others are dropped. */
+function plannableSysctls(recorded: Readonly<Record<string, string | null>>): Record<string, string | null> {
+  return Object.fromEntries(Object.entries(recorded).filter(([name]) => isPlannableSysctl(name)));
 }
 
 export async function runTeardown(
@@ -157,14 +167,24 @@ export async function runTeardown(
   request: { readonly vmi: unknown; readonly stateRoot: string; readonly dryRun: boolean; readonly onWrite?: (count: number) => void },
 ): Promise<TeardownResult> {
   const stateDir = new StateDir(request.stateRoot, vmiKey(request.vmi));
-  stateDir.lock();
   try {
-    const state = stateDir.read();
-    if (!state) {
+    stateDir.lock();
+  } catch (error) {
+    if (!(error instanceof UntrustedStateError)) throw error;
+    // Its content may be anyone's: nothing in it is undone (the pod's namespace, and what setup made there, goes with
+    // the pod). The folder goes, read by no one.
+    if (!request.dryRun) stateDir.discardUntrusted();
+    return { actions: [], writes: 0, hadState: false, discardedUntrusted: error.oneLine() };
+  }
+  try {
+    const recorded = stateDir.read();
+    if (!recorded) {
       // Nothing to undo; the folder lock() just made goes too, so DEL-like repeats leave nothing behind.
       stateDir.remove();
       return { actions: [], writes: 0, hadState: false };
     }
+    // Defence in depth: only sysctls a plan can name are restored, whatever the record says.
+    const state = { ...recorded, sysctlsBefore: plannableSysctls(recorded.sysctlsBefore) };
     const snapshot = await takeSnapshot(driver, Object.keys(state.sysctlsBefore), null, state);
     const actions = teardownActions(state, snapshot);
     if (request.dryRun) return { actions, writes: 0, hadState: true };

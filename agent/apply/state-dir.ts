@@ -1,8 +1,32 @@
-// The per-VMI state dir: what setup found and made (written atomically), and a lock serialising invocations.
-import { chownSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeSync } from 'node:fs';
+// The per-VMI state dir: what setup found and made (root-only, written atomically through descriptors), the launcher's read-only copy, and a lock serialising invocations.
+//
+// Layout (docs/security.md): <root>/<vmi key>/ is owned by root (the agent's euid), 0700, or 0755 when a launcher user
+// other than root reads it; state.json (root 0600) is setup's record, which teardown, hotplug and later setups act on;
+// serve.json (root 0644) is the part `serve` and `domain` need on the launcher side (uid 107); lock (root 0600) is
+// flock()ed. Nothing is ever handed to the launcher user: it can read serve.json, never replace it. Every access goes
+// through a descriptor of the folder (agent/drivers/safe-fs.ts): no symlink is followed, temporaries have random
+// names and O_EXCL. A folder not owned by root, or writable by others (an older version handed it to the launcher
+// user, or someone planted it), is never trusted: setup refuses it, teardown discards it without reading it.
+import { closeSync, fchmodSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
-import { AgentError } from '../plan/errors.js';
+import {
+  isSameFileAt,
+  O_CREAT,
+  O_DIRECTORY,
+  O_NONBLOCK,
+  O_RDONLY,
+  openAt,
+  openDirectory,
+  openOrMakeDirectory,
+  readFileBeneath,
+  removeDirectoryAt,
+  removeTreeAt,
+  SafeFsError,
+  unlinkAt,
+  writeFileAtomic,
+} from '../drivers/safe-fs.js';
+import { AgentError, InputError } from '../plan/errors.js';
 import type { DhcpV4Plan, DhcpV6Plan, PodIdentity } from '../plan/plan-types.js';
 
 export const DEFAULT_STATE_ROOT = '/var/run/kubevirt-private/virt-net-agent';
@@ -54,6 +78,35 @@ export interface AgentState {
   } | null;
 }
 
+/** What the launcher side (`serve`, `domain`, uid 107) reads: per network the bridge, the planned servers, the pod NIC's identity. */
+export interface LauncherNetwork {
+  readonly bridge: string | null;
+  readonly dhcp: DhcpV4Plan | null;
+  readonly dhcpv6: DhcpV6Plan | null;
+  /** The pod NIC as CNI left it: `domain` plans the guest MAC from it, as setup did. */
+  readonly podIdentity: PodIdentity | null;
+}
+
+export interface LauncherView {
+  readonly version: 1;
+  readonly vmi: AgentState['vmi'];
+  readonly networks: Readonly<Record<string, LauncherNetwork>>;
+}
+
+export const STATE_FILE = 'state.json';
+export const LAUNCHER_FILE = 'serve.json';
+const LOCK_FILE = 'lock';
+/** state.json of a VMI with many networks stays far below this. */
+const MAX_STATE_BYTES = 8 << 20;
+
+export function launcherViewOf(state: Pick<AgentState, 'vmi' | 'networks'>): LauncherView {
+  const networks: Record<string, LauncherNetwork> = {};
+  for (const [name, network] of Object.entries(state.networks)) {
+    networks[name] = { bridge: network.bridge ?? null, dhcp: network.dhcp ?? null, dhcpv6: network.dhcpv6 ?? null, podIdentity: network.podIdentity };
+  }
+  return { version: 1, vmi: state.vmi, networks };
+}
+
 const LOCK_EX = 2;
 let flockFn: ((fd: number, operation: number) => number) | null = null;
 function flock(fd: number, operation: number): number {
@@ -64,82 +117,170 @@ function flock(fd: number, operation: number): number {
   return flockFn(fd, operation);
 }
 
+function euid(): number {
+  return process.geteuid?.() ?? 0;
+}
+
+/** A VMI folder root does not trust: the reason, or null when it is ours (owned by our euid, writable by nobody else). */
+function distrust(fd: number): string | null {
+  const stat = fstatSync(fd);
+  if (stat.uid !== euid()) return `owned by uid ${stat.uid}, not ${euid()}`;
+  if ((stat.mode & 0o022) !== 0) return `writable by others (mode ${(stat.mode & 0o777).toString(8)})`;
+  return null;
+}
+
+/** The state folder cannot be trusted (see the file comment); the field is --state-dir. */
+export class UntrustedStateError extends AgentError {
+  constructor(
+    readonly dir: string,
+    readonly why: string,
+  ) {
+    super(
+      '--state-dir',
+      `${dir} is ${why}: not trusted (a virt-net-agent before the root-only layout handed it to the launcher user, or someone else made it); restart or migrate the VMI, or remove the folder`,
+    );
+    this.name = 'UntrustedStateError';
+  }
+}
+
+function asAgentError(error: unknown): never {
+  if (error instanceof SafeFsError) throw new AgentError('--state-dir', error.message);
+  throw error;
+}
+
+export interface StateDirOptions {
+  /** Who besides root reads the launcher copy (serve.json): a user other than root makes the folder 0755. */
+  readonly reader?: { readonly uid: number; readonly gid: number } | null;
+  /** Write serve.json beside state.json (the CLI's setup; the CNI has no launcher-side reader). */
+  readonly launcherCopy?: boolean;
+}
+
 export class StateDir {
   readonly dir: string;
+  private readonly key: string;
+  private rootFd: number | null = null;
+  private dirFd: number | null = null;
   private lockFd: number | null = null;
+  /** serve.json as last read or written (null: absent or unknown), so an unchanged copy is not rewritten. */
+  private launcherJson: string | null = null;
 
-  /**
-   * @param reader who must read the state besides root: the launcher's user, which runs `serve` (KubeVirt's qemu,
-   *   107). When this process is root, the VMI's folder and its files are handed to that user (0700/0600, owned by
-   *   it), and a state root this process creates is 0755, so serve can find the folder. Without a reader (or when not
-   *   root) nothing is chowned.
-   */
   constructor(
     private readonly root: string,
     vmiKey: string,
-    private readonly reader: { readonly uid: number; readonly gid: number } | null = null,
+    private readonly options: StateDirOptions = {},
   ) {
-    this.dir = join(root, vmiKey.replace(/[^A-Za-z0-9._-]/g, '_'));
-  }
-
-  /** Creates the root (0755) and the VMI's folder (0700), the folder owned by the reader when there is one. */
-  private ensureDir(): void {
-    mkdirSync(this.root, { recursive: true, mode: 0o755 });
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.handOver(this.dir);
-  }
-
-  private handOver(path: string): void {
-    if (this.reader !== null && process.getuid?.() === 0 && this.reader.uid !== 0) chownSync(path, this.reader.uid, this.reader.gid);
+    this.key = vmiKey.replace(/[^A-Za-z0-9._-]/g, '_');
+    this.dir = join(root, this.key);
   }
 
   get statePath(): string {
-    return join(this.dir, 'state.json');
+    return join(this.dir, STATE_FILE);
   }
 
-  private get lockPath(): string {
-    return join(this.dir, 'lock');
+  private get mode(): number {
+    const reader = this.options.reader;
+    return reader !== null && reader !== undefined && reader.uid !== 0 ? 0o755 : 0o700;
+  }
+
+  private closeFds(): void {
+    for (const fd of [this.lockFd, this.dirFd, this.rootFd]) if (fd !== null) closeSync(fd);
+    this.lockFd = this.dirFd = this.rootFd = null;
+  }
+
+  /**
+   * Opens the root (created 0755 when missing: a trusted path, the agent's flag or configuration) and the VMI's folder
+   * beneath it without following a symlink, creating it when `create`. null when it does not exist.
+   */
+  private openFolder(create: boolean): number | null {
+    if (this.dirFd !== null) return this.dirFd;
+    try {
+      try {
+        this.rootFd = openDirectory(this.root, create ? { mode: 0o755 } : undefined);
+      } catch (error) {
+        if (error instanceof SafeFsError && error.code === 'ENOENT') return null;
+        throw error;
+      }
+      if (create) {
+        this.dirFd = openOrMakeDirectory(this.rootFd, this.key, this.mode, this.dir).fd;
+      } else {
+        try {
+          this.dirFd = openAt(this.rootFd, this.key, O_RDONLY | O_DIRECTORY, 0, this.dir);
+        } catch (error) {
+          if (error instanceof SafeFsError && error.code === 'ENOENT') return null;
+          throw error;
+        }
+      }
+    } catch (error) {
+      this.closeFds();
+      if (error instanceof SafeFsError && (error.code === 'ELOOP' || error.code === 'ENOTDIR')) {
+        throw new UntrustedStateError(this.dir, error.code === 'ELOOP' ? 'a symbolic link' : 'not a directory');
+      }
+      asAgentError(error);
+    }
+    return this.dirFd;
+  }
+
+  /** The folder's descriptor once checked: ours, else UntrustedStateError. Fixes the mode when a reader needs it. */
+  private trusted(fd: number): number {
+    const why = distrust(fd);
+    if (why !== null) {
+      this.closeFds();
+      throw new UntrustedStateError(this.dir, why);
+    }
+    const mode = fstatSync(fd).mode & 0o777;
+    if (mode !== this.mode && this.mode === 0o755) fchmodSync(fd, this.mode);
+    return fd;
   }
 
   /**
    * Blocks until no other invocation for this VMI holds the lock (released on exit, even a crash). A teardown removes
    * the folder, lock file included, while it holds the lock; an invocation that was waiting then holds a lock on a
    * file that is gone, so it takes the lock again on the file now at the path (the same inode proves it is that one).
+   * Throws UntrustedStateError for a folder root does not own.
    */
   lock(): void {
     for (;;) {
-      this.ensureDir();
-      const fd = openSync(this.lockPath, 'a');
-      if (flock(fd, LOCK_EX) !== 0) {
+      const dirFd = this.trusted(this.openFolder(true) as number);
+      let fd: number;
+      try {
+        fd = openAt(dirFd, LOCK_FILE, O_RDONLY | O_CREAT | O_NONBLOCK, 0o600, join(this.dir, LOCK_FILE));
+      } catch (error) {
+        this.closeFds();
+        asAgentError(error);
+      }
+      if (!fstatSync(fd).isFile() || flock(fd, LOCK_EX) !== 0) {
         closeSync(fd);
+        this.closeFds();
         throw new AgentError('--state-dir', `cannot lock ${this.dir}`);
       }
-      let atPath: number | null = null;
-      try {
-        atPath = statSync(this.lockPath).ino;
-      } catch {
-        // Removed by the teardown that held the lock: take it again.
-      }
-      if (atPath === fstatSync(fd).ino) {
+      if (isSameFileAt(dirFd, LOCK_FILE, fd) && this.rootFd !== null && isSameFileAt(this.rootFd, this.key, dirFd)) {
         this.lockFd = fd;
         return;
       }
       closeSync(fd);
+      this.closeFds();
     }
   }
 
   unlock(): void {
-    if (this.lockFd !== null) closeSync(this.lockFd);
-    this.lockFd = null;
+    this.closeFds();
   }
 
+  /** setup's record, or null when there is none. Throws UntrustedStateError for a folder root does not own. */
   read(): AgentState | null {
-    let text: string;
+    const dirFd = this.openFolder(false);
+    if (dirFd === null) return null;
+    let text: string | null;
     try {
-      text = readFileSync(this.statePath, 'utf8');
-    } catch {
-      return null;
+      this.trusted(dirFd);
+      text = readFileBeneath(dirFd, STATE_FILE, { maxBytes: MAX_STATE_BYTES, owner: euid(), shown: this.statePath });
+      if (this.options.launcherCopy === true) this.launcherJson = readFileBeneath(dirFd, LAUNCHER_FILE, { maxBytes: MAX_STATE_BYTES, shown: join(this.dir, LAUNCHER_FILE) });
+    } catch (error) {
+      if (this.lockFd === null) this.closeFds();
+      asAgentError(error);
     }
+    if (this.lockFd === null) this.closeFds();
+    if (text === null) return null;
     try {
       const state = JSON.parse(text) as AgentState;
       if (state.version !== 1) throw new Error(`unknown version ${String(state.version)}`);
@@ -150,36 +291,107 @@ export class StateDir {
   }
 
   /**
-   * write + rename: a reader, or a run after this process crashed, sees the old or the new state, never half of one.
-   * No fsync: the state matters for the pod's lifetime only (it lives in the launcher's private emptyDir, and a
-   * virt-launcher pod is not restarted in place after the node crashes), and a rename needs no fsync to be atomic
-   * against a process crash. fsync cost 1–2 ms of CPU per write here (an ext4 journal commit), twice per setup.
+   * Writes state.json (root 0600) and, for the launcher side, serve.json (root 0644) when its content changed: each
+   * through a fresh O_EXCL file renamed into place, so a reader, or a run after this process crashed, sees the old or
+   * the new file, never half of one. No fsync: the state matters for the pod's lifetime only (a virt-launcher pod is not
+   * restarted in place after the node crashes), and a rename needs no fsync to be atomic against a process crash.
+   * Call it holding the lock.
    */
   write(state: AgentState): void {
-    this.ensureDir();
-    const temporary = `${this.statePath}.${process.pid}.tmp`;
-    const fd = openSync(temporary, 'w', 0o600);
+    const dirFd = this.dirFd;
+    if (dirFd === null || this.lockFd === null) throw new AgentError('--state-dir', `write to ${this.dir} without its lock`);
     try {
-      writeSync(fd, JSON.stringify(state, null, 2) + '\n');
-    } finally {
-      closeSync(fd);
+      writeFileAtomic(dirFd, STATE_FILE, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, shown: this.dir });
+      if (this.options.launcherCopy === true) {
+        const view = `${JSON.stringify(launcherViewOf(state), null, 2)}\n`;
+        if (view !== this.launcherJson) {
+          writeFileAtomic(dirFd, LAUNCHER_FILE, view, { mode: 0o644, shown: this.dir });
+          this.launcherJson = view;
+        }
+      }
+    } catch (error) {
+      asAgentError(error);
     }
-    this.handOver(temporary);
-    renameSync(temporary, this.statePath);
   }
 
   /**
-   * Removes the VMI's folder: the state, then (still holding the lock, see lock()) the lock file and the folder
-   * itself. Anything else someone put in the folder keeps it in place.
+   * Removes the VMI's folder: the state and the launcher copy, then (still holding the lock, see lock()) the lock file
+   * and the folder itself. Anything else in the folder keeps it in place.
    */
   remove(): void {
-    rmSync(this.statePath, { force: true });
-    if (this.lockFd === null) return;
-    rmSync(this.lockPath, { force: true });
+    const dirFd = this.dirFd;
+    if (dirFd === null) return;
     try {
-      rmdirSync(this.dir);
-    } catch {
-      // Not empty: another file lives here; the folder stays.
+      unlinkAt(dirFd, STATE_FILE);
+      unlinkAt(dirFd, LAUNCHER_FILE);
+      if (this.lockFd === null || this.rootFd === null) return;
+      unlinkAt(dirFd, LOCK_FILE);
+      removeDirectoryAt(this.rootFd, this.key, this.dir);
+    } catch (error) {
+      asAgentError(error);
     }
+  }
+
+  /**
+   * Removes a folder root does not trust without reading anything in it (descriptors only: a symlink planted inside
+   * is unlinked, never followed). true when it is gone.
+   */
+  discardUntrusted(): boolean {
+    this.closeFds();
+    let rootFd: number;
+    try {
+      rootFd = openDirectory(this.root);
+    } catch {
+      return true;
+    }
+    try {
+      return removeTreeAt(rootFd, this.key);
+    } catch (error) {
+      asAgentError(error);
+    } finally {
+      closeSync(rootFd);
+    }
+  }
+}
+
+/**
+ * What the launcher side reads from a VMI folder: serve.json, or (a folder an older version wrote, or one without a
+ * launcher copy such as a CNI attachment's, read by root) the same part of state.json. Regular files only, size-capped.
+ * null when the folder holds neither.
+ */
+export function readLauncherView(dir: string): LauncherView | null {
+  let fd: number;
+  try {
+    fd = openDirectory(dir);
+  } catch (error) {
+    if (error instanceof SafeFsError && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) return null;
+    throw new InputError('--state-dir', error instanceof Error ? error.message : String(error));
+  }
+  try {
+    const parse = (name: string, text: string): LauncherView => {
+      try {
+        const value = JSON.parse(text) as AgentState | LauncherView;
+        if (value.version !== 1) throw new Error(`unknown version ${String(value.version)}`);
+        return name === LAUNCHER_FILE ? (value as LauncherView) : launcherViewOf(value as AgentState);
+      } catch (error) {
+        throw new InputError('--state-dir', `corrupt state file ${join(dir, name)}: ${(error as Error).message}`);
+      }
+    };
+    const read = (name: string): string | null => {
+      try {
+        return readFileBeneath(fd, name, { maxBytes: MAX_STATE_BYTES, shown: join(dir, name) });
+      } catch (error) {
+        if (error instanceof SafeFsError && error.code === 'EACCES' && name === STATE_FILE) {
+          throw new InputError('--state-dir', `${join(dir, LAUNCHER_FILE)}: missing, and state.json is root's (setup writes the launcher copy; a CNI attachment has none)`);
+        }
+        throw new InputError('--state-dir', error instanceof Error ? error.message : String(error));
+      }
+    };
+    const launcher = read(LAUNCHER_FILE);
+    if (launcher !== null) return parse(LAUNCHER_FILE, launcher);
+    const state = read(STATE_FILE);
+    return state === null ? null : parse(STATE_FILE, state);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -17,7 +17,7 @@ import { oneOf, PLAN_INPUT_OPTIONS, readPlanInputs, rejectRepeatedFlags, require
 import type { PodState } from '../plan/pod-state.js';
 import { POD_TARGET_OPTIONS, POD_TARGET_USAGE, podTargetFromFlags, type PodTargetValues } from './pod-target.js';
 import { vmiKey } from '../apply/setup.js';
-import { DEFAULT_STATE_ROOT, StateDir } from '../apply/state-dir.js';
+import { DEFAULT_STATE_ROOT, readLauncherView, StateDir } from '../apply/state-dir.js';
 
 const OPTIONS = {
   ...PLAN_INPUT_OPTIONS,
@@ -63,7 +63,8 @@ VMI (one line per interface); 1 internal or libvirt error.
 
 /** The pod identities setup recorded (the pod NIC as CNI left it), so a plumbed pod plans as before. */
 export function recordedIdentities(stateRoot: string, vmi: unknown): Record<string, PodIdentity> {
-  const state = new StateDir(stateRoot, vmiKey(vmi)).read();
+  // domain runs on the launcher side (uid 107): it reads the launcher copy root wrote, serve.json.
+  const state = readLauncherView(new StateDir(stateRoot, vmiKey(vmi)).dir);
   const out: Record<string, PodIdentity> = {};
   for (const [name, network] of Object.entries(state?.networks ?? {})) if (network.podIdentity) out[name] = network.podIdentity;
   return out;

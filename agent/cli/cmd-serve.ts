@@ -1,9 +1,10 @@
 // The `serve` subcommand (virt-launcher's phase 2 DHCP): starts every planned per-network service from the state dir and runs until SIGTERM/SIGINT.
 //
 // serve never touches links and never recomputes the plan: what it serves is what `setup` recorded in the state dir
-// (per network: the bridge and the planned `dhcp` / `dhcpv6` sections), so a restarted serve resumes exactly.
+// (per network: the bridge and the planned `dhcp` / `dhcpv6` sections), so a restarted serve resumes exactly. It runs
+// as the launcher's user and reads the root-owned read-only copy serve.json (docs/security.md).
 import { existsSync, readdirSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import type { Command } from './command.js';
@@ -11,7 +12,7 @@ import { InputError } from '../plan/errors.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
 import { podTargetFromFlags } from './pod-target.js';
 import { SERVE_NODE_FLAGS, SERVE_REEXEC_ENV, reexecWithServeHeap } from './serve-heap.js';
-import { DEFAULT_STATE_ROOT, StateDir, type AgentState } from '../apply/state-dir.js';
+import { DEFAULT_STATE_ROOT, LAUNCHER_FILE, readLauncherView, STATE_FILE, type LauncherView } from '../apply/state-dir.js';
 import { planned, ServingCore, type ServedNetwork } from '../serve/core.js';
 
 const OPTIONS = {
@@ -41,13 +42,10 @@ Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info; debug also logs ign
 Exit status: 0 stopped by a signal; 2 bad flags, or no state to serve; 3 a planned bridge is missing; 1 internal error.
 `;
 
-/** DIR itself when it holds state.json, else its single VMI folder that does. */
-function findStateDir(root: string): StateDir {
-  if (existsSync(join(root, 'state.json'))) {
-    const direct = new StateDir(dirname(root), basename(root));
-    if (direct.dir !== join(dirname(root), basename(root))) throw new InputError('--state-dir', `unusable folder name ${root}`);
-    return direct;
-  }
+/** DIR itself when it is a VMI folder (serve.json, or an older setup's state.json), else its single VMI folder. */
+function findStateDir(root: string): { readonly dir: string; readonly view: LauncherView } {
+  const direct = readLauncherView(root);
+  if (direct !== null) return { dir: root, view: direct };
   let entries: string[];
   try {
     entries = readdirSync(root);
@@ -55,13 +53,16 @@ function findStateDir(root: string): StateDir {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
     throw new InputError('--state-dir', code === 'ENOENT' ? `no such directory ${root} (run setup first)` : `cannot read ${root}: ${code}`);
   }
-  const vmis = entries.filter((entry) => existsSync(join(root, entry, 'state.json'))).sort();
+  const vmis = entries.filter((entry) => existsSync(join(root, entry, LAUNCHER_FILE)) || existsSync(join(root, entry, STATE_FILE))).sort();
   if (vmis.length === 0) throw new InputError('--state-dir', `no state in ${root} (run setup first)`);
   if (vmis.length > 1) throw new InputError('--state-dir', `several VMIs in ${root} (${vmis.join(', ')}): pass the VMI's own folder`);
-  return new StateDir(root, vmis[0] ?? '');
+  const dir = join(root, vmis[0] ?? '');
+  const view = readLauncherView(dir);
+  if (view === null) throw new InputError('--state-dir', `no state in ${dir} (run setup first)`);
+  return { dir, view };
 }
 
-function servedNetworks(state: AgentState): ServedNetwork[] {
+function servedNetworks(state: LauncherView): ServedNetwork[] {
   return Object.entries(state.networks).map(([name, network]) => ({ name, state: network }));
 }
 
@@ -85,7 +86,7 @@ export function rfc3339Timestamp(): () => string {
 }
 
 /** serve's pino options: KubeVirt-like records (component, level as a word, msg, RFC 3339 timestamp, the VMI's name/namespace/uid). */
-export function serveLoggerOptions(vmi: AgentState['vmi'], level: string): LoggerOptions {
+export function serveLoggerOptions(vmi: LauncherView['vmi'], level: string): LoggerOptions {
   return {
     level,
     messageKey: 'msg',
@@ -95,7 +96,7 @@ export function serveLoggerOptions(vmi: AgentState['vmi'], level: string): Logge
   };
 }
 
-function createLogger(state: AgentState): Logger {
+function createLogger(state: LauncherView): Logger {
   const level = process.env[LOG_LEVEL_ENV] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) {
     throw new InputError(LOG_LEVEL_ENV, `expected fatal, error, warn, info, debug, trace or silent, got ${JSON.stringify(level)}`);
@@ -126,12 +127,10 @@ async function runServe(args: readonly string[]): Promise<number> {
   const root = values['state-dir'] ?? DEFAULT_STATE_ROOT;
   if (root === '') throw new InputError('--state-dir', 'needs a value');
   const { target } = podTargetFromFlags({ netns: values.netns, pid: values.pid });
-  const stateDir = findStateDir(root);
-  const state = stateDir.read();
-  if (state === null) throw new InputError('--state-dir', `no state in ${stateDir.dir} (run setup first)`);
+  const { dir, view: state } = findStateDir(root);
   const networks = servedNetworks(state);
   if (!networks.some(planned)) {
-    throw new InputError('--state-dir', `nothing to serve in ${stateDir.statePath}: no network has a planned DHCP server`);
+    throw new InputError('--state-dir', `nothing to serve in ${dir}: no network has a planned DHCP server`);
   }
   // Input is valid: now (before any socket or namespace switch) become `node SERVE_NODE_FLAGS …` if not already.
   const reexecFailure = reexecWithServeHeap();
@@ -143,7 +142,7 @@ async function runServe(args: readonly string[]): Promise<number> {
   // the process itself stays where it was started.
   const core = new ServingCore({ logger });
   const served = await core.add({ id: state.vmi.uid, netns: target ?? null, networks });
-  logger.info({ services: served.services, stateDir: stateDir.dir, nodeFlags: process.execArgv }, 'serving');
+  logger.info({ services: served.services, stateDir: dir, nodeFlags: process.execArgv }, 'serving');
   const signal = await stopped;
   logger.info({ signal }, 'stopping');
   await core.close();

@@ -116,7 +116,9 @@ async function runTeardownCommand(args: readonly string[]): Promise<number> {
       dryRun: values['dry-run'] === true,
       ...(onWrite ? { onWrite } : {}),
     });
-    process.stdout.write(`${JSON.stringify({ hadState: result.hadState, writes: result.writes, actions: result.actions.map(describeAction) }, null, 2)}\n`);
+    if (result.discardedUntrusted !== undefined) process.stderr.write(`virt-net-agent: warning: ${result.discardedUntrusted}; removed unread, nothing undone\n`);
+    const discarded = result.discardedUntrusted !== undefined ? { discardedUntrusted: result.discardedUntrusted } : {};
+    process.stdout.write(`${JSON.stringify({ hadState: result.hadState, writes: result.writes, actions: result.actions.map(describeAction), ...discarded }, null, 2)}\n`);
     return 0;
   } finally {
     driver.close();

@@ -40,6 +40,7 @@ export async function chainedAdd(request: CniRequest, binding: ChainedBinding, a
       arch: pluginArch(),
       spoofProtection: conf.spoofProtection,
       stateRoot: agent.stateRoot,
+      launcherCopy: false,
       discover: attachmentDiscover(dir, attachmentHostname(request)),
       dryRun: false,
     });

@@ -76,6 +76,7 @@ export async function bindingPluginAdd(request: CniRequest, agent: AgentConfig):
       arch: pluginArch(),
       spoofProtection: conf.spoofProtection,
       stateRoot: agent.stateRoot,
+      launcherCopy: false,
       discover: attachmentDiscover(dir, attachmentHostname(request)),
       dryRun: false,
       extraPodSysctls: SIDECAR_SYSCTLS,

@@ -30,6 +30,7 @@ export async function cniCheck(request: CniRequest, agent: AgentConfig): Promise
       spoofProtection: record.spoofProtection,
       ...(record.podSysctls ? { extraPodSysctls: record.podSysctls } : {}),
       stateRoot: agent.stateRoot,
+      launcherCopy: false,
       discover: attachmentDiscover(dir, attachmentHostname(request)),
       dryRun: true,
     });

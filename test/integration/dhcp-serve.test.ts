@@ -261,12 +261,15 @@ describe.skipIf(!netnsAvailable())('serve: DHCPv4 to real clients in fake guests
 
   it('as the image runs it: the bundle as uid 107 with only NET_BIND_SERVICE (file capability on node), in the pod; udhcpc leases', async () => {
     await withSetup('masquerade', { podCidr: '10.244.28.0/24' }, async (setup) => {
-      // setup (root) handed the VMI's state folder to the launcher's user, 107: 0700, and its state.json 0600.
+      // setup (root) keeps the VMI's state folder and its record root's; the launcher's user, 107, gets a read-only
+      // copy: folder root 0755, state.json root 0600, serve.json root 0644 (docs/security.md).
       const [folder = ''] = readdirSync(setup.stateDir);
       const folderStat = statSync(join(setup.stateDir, folder));
-      expect([folderStat.uid, folderStat.gid, folderStat.mode & 0o777]).toEqual([107, 107, 0o700]);
+      expect([folderStat.uid, folderStat.gid, folderStat.mode & 0o777]).toEqual([0, 0, 0o755]);
       const stateStat = statSync(join(setup.stateDir, folder, 'state.json'));
-      expect([stateStat.uid, stateStat.mode & 0o777]).toEqual([107, 0o600]);
+      expect([stateStat.uid, stateStat.mode & 0o777]).toEqual([0, 0o600]);
+      const copyStat = statSync(join(setup.stateDir, folder, 'serve.json'));
+      expect([copyStat.uid, copyStat.mode & 0o777]).toEqual([0, 0o644]);
       expect(statSync(setup.stateDir).mode & 0o777).toBe(0o755);
       const serve = spawnServe(['--state-dir', setup.stateDir], {}, { command: await asTheImageRunsIt(setup) });
       let stopped = false;
@@ -353,7 +356,7 @@ describe.skipIf(!netnsAvailable())('serve: DHCPv4 to real clients in fake guests
     writeFileSync(join(idle, 'state.json'), JSON.stringify({ version: 1, vmi: { name: 'v', namespace: 'd', uid: 'u' }, networks: { default: { ...network, dhcp: null } }, sysctlsBefore: {}, nft: null }));
     const nothing = await agent(['serve', '--state-dir', idle]);
     expect(nothing.code).toBe(2);
-    expect(nothing.stderr).toBe(`virt-net-agent: --state-dir: nothing to serve in ${join(idle, 'state.json')}: no network has a planned DHCP server\n`);
+    expect(nothing.stderr).toBe(`virt-net-agent: --state-dir: nothing to serve in ${idle}: no network has a planned DHCP server\n`);
 
     const pod = await makeCniPod({ podCidr: '10.244.27.0/24' });
     try {
