@@ -39,9 +39,10 @@ function vmSubnet(text: string, family: Family, field: string): VmSubnet {
 }
 
 /**
- * The pod resolves the guest's addresses statically, as the guest resolves the gateway's (pinned MAC): on a
- * migration target the first packets after the switchover then reach the guest without an ARP/NDP round trip through
- * a guest that has just resumed (median 38 → 19 ms here; docs/migration.md). Not KubeVirt's (it lets the kernel ARP).
+ * The pod starts out knowing the guest's MAC for its addresses (a REACHABLE entry, as if the guest had just answered
+ * an ARP): on a migration target the first packets after the switchover then reach the guest without an ARP/NDP round
+ * trip through a guest that has just resumed (median 38 → 19 ms here; docs/migration.md). The kernel re-verifies the
+ * entry like any it learned, so a guest that changes its MAC is found again. Not KubeVirt's (it lets the kernel ARP).
  */
 function guestNeighbours(guestMac: string | null, v4: VmSubnet | null, v6: VmSubnet | null): { neighbours?: LinkStep['neighbours'] } {
   if (guestMac === null || (!v4 && !v6)) return {};

@@ -59,7 +59,7 @@ export async function executeActions(driver: KernelDriver, actions: readonly Ker
         await driver.addRoute({ dst: action.dst, index: await indexOf(action.link), family: action.family, ...(action.gw ? { gw: action.gw } : {}) });
         break;
       case 'set-neighbour':
-        await driver.setPermanentNeighbour(await indexOf(action.link), action.ip, action.mac);
+        await driver.setNeighbour(await indexOf(action.link), action.ip, action.mac);
         break;
       case 'delete-link':
         await driver.deleteLink(await indexOf(action.link));

@@ -53,7 +53,7 @@ export function describeAction(action: KernelAction): string {
     case 'add-route':
       return `add route ${action.dst}${action.gw ? ` via ${action.gw}` : ''} dev ${action.link}`;
     case 'set-neighbour':
-      return `set neighbour ${action.ip} lladdr ${action.mac} dev ${action.link} (permanent)`;
+      return `set neighbour ${action.ip} lladdr ${action.mac} dev ${action.link} nud reachable`;
     case 'delete-link':
       return `delete link ${action.link}`;
     case 'delete-links':

@@ -60,8 +60,11 @@ interface ModelLink {
   addresses: string[];
   /** IPv6 link-local addresses on the link. */
   linkLocal: string[];
-  /** Permanent neighbour entries on the link: ip → MAC. */
-  permanentNeighbours: Map<string, string>;
+  /**
+   * Neighbour entries with a MAC the kernel sends to, ip → whether the entry is permanent (a round-2 agent pinned
+   * the guest that way; such an entry is replaced, since the kernel never re-learns it).
+   */
+  validNeighbours: Map<string, { readonly permanent: boolean }>;
   readonly tun: LinkInfo['tun'];
 }
 
@@ -84,8 +87,8 @@ class Model {
         .filter((address) => address.index === link.index && !isKernelManagedAddress(address))
         .map((address) => address.cidr),
       linkLocal: snapshot.addresses.filter((address) => address.index === link.index && isKernelManagedAddress(address)).map((address) => address.cidr),
-      permanentNeighbours: new Map(
-        (snapshot.neighbours ?? []).filter((entry) => entry.index === link.index && entry.permanent).map((entry) => [entry.ip, entry.mac.toLowerCase()]),
+      validNeighbours: new Map(
+        (snapshot.neighbours ?? []).filter((entry) => entry.index === link.index && entry.valid).map((entry) => [entry.ip, { permanent: entry.permanent }]),
       ),
       tun: link.tun,
     }));
@@ -99,8 +102,8 @@ class Model {
     return this.links.find((link) => link.index === index);
   }
 
-  add(link: Omit<ModelLink, 'index' | 'tun' | 'learning' | 'master' | 'addresses' | 'linkLocal' | 'permanentNeighbours'>): ModelLink {
-    const created: ModelLink = { ...link, index: null, tun: null, learning: null, master: null, addresses: [], linkLocal: [], permanentNeighbours: new Map() };
+  add(link: Omit<ModelLink, 'index' | 'tun' | 'learning' | 'master' | 'addresses' | 'linkLocal' | 'validNeighbours'>): ModelLink {
+    const created: ModelLink = { ...link, index: null, tun: null, learning: null, master: null, addresses: [], linkLocal: [], validNeighbours: new Map() };
     this.links.push(created);
     return created;
   }
@@ -115,7 +118,7 @@ function sameMac(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
 
-/** Brings one link's MAC, MTU, addresses, master, learning, state and permanent neighbours to the step's values. */
+/** Brings one link's MAC, MTU, addresses, master, learning, state and neighbour entries to the step's values. */
 function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: KernelAction[]): void {
   const wantedMac = step.mac === undefined ? undefined : resolveMac(model, step.mac);
   const macChange = wantedMac !== undefined && !sameMac(link.mac, wantedMac);
@@ -124,7 +127,7 @@ function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: Ke
   if ((rename || macChange) && link.up) {
     actions.push({ do: 'set-link', link: link.name, up: false });
     link.up = false;
-    link.permanentNeighbours.clear(); // the kernel flushes them when the link goes down
+    link.validNeighbours.clear(); // the kernel flushes them when the link goes down
   }
   if (rename && step.renameTo !== undefined) {
     if (model.byName(step.renameTo)) {
@@ -165,12 +168,13 @@ function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: Ke
     actions.push({ do: 'set-link', link: link.name, up: step.up });
     link.up = step.up;
   }
-  // After "up": taking a link down flushes its neighbour entries, permanent ones included.
+  // After "up": taking a link down flushes its neighbour entries. An entry the kernel already resolves (ours, or one it
+  // learned) is left alone whatever its MAC: the guest may have changed its MAC since, and the kernel re-verifies it.
   for (const entry of step.neighbours ?? []) {
-    const mac = entry.mac.toLowerCase();
-    if (link.permanentNeighbours.get(entry.ip) === mac) continue;
-    actions.push({ do: 'set-neighbour', link: link.name, ip: entry.ip, mac });
-    link.permanentNeighbours.set(entry.ip, mac);
+    const held = link.validNeighbours.get(entry.ip);
+    if (held !== undefined && !held.permanent) continue;
+    actions.push({ do: 'set-neighbour', link: link.name, ip: entry.ip, mac: entry.mac.toLowerCase() });
+    link.validNeighbours.set(entry.ip, { permanent: false });
   }
 }
 

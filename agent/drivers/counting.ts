@@ -14,7 +14,7 @@ export const WRITE_METHODS = [
   'deleteAddress',
   'addRoute',
   'deleteRoute',
-  'setPermanentNeighbour',
+  'setNeighbour',
   'writeSysctl',
   'nftApply',
 ] as const satisfies readonly (keyof KernelDriver)[];
@@ -66,7 +66,7 @@ export function createCountingDriver(inner: KernelDriver, onWrite: (count: numbe
     deleteAddress: counted('deleteAddress', (index: number, cidr: string) => inner.deleteAddress(index, cidr)),
     addRoute: counted('addRoute', (route: Parameters<KernelDriver['addRoute']>[0]) => inner.addRoute(route)),
     deleteRoute: counted('deleteRoute', (route: Parameters<KernelDriver['deleteRoute']>[0]) => inner.deleteRoute(route)),
-    setPermanentNeighbour: counted('setPermanentNeighbour', (index: number, ip: string, mac: string) => inner.setPermanentNeighbour(index, ip, mac)),
+    setNeighbour: counted('setNeighbour', (index: number, ip: string, mac: string) => inner.setNeighbour(index, ip, mac)),
     readSysctl: (name) => inner.readSysctl(name),
     writeSysctl(name, value) {
       const n = ++writes;

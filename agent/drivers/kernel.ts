@@ -45,8 +45,10 @@ export interface NeighbourInfo {
   readonly ip: string;
   /** Lower-case MAC, "" while unresolved. */
   readonly mac: string;
-  /** NUD_PERMANENT: set by an administrator (or the agent), never aged or re-resolved by the kernel. */
+  /** NUD_PERMANENT: set by an administrator, never aged or re-resolved by the kernel. */
   readonly permanent: boolean;
+  /** The kernel holds a MAC it sends to (NUD_VALID: reachable, stale, delay, probe, noarp, permanent). */
+  readonly valid: boolean;
 }
 
 export interface TapOptions {
@@ -90,8 +92,11 @@ export interface KernelDriver {
   deleteAddress(index: number, cidr: string): Promise<void>;
   addRoute(route: { readonly dst: string; readonly index: number; readonly gw?: string; readonly family: 4 | 6 }): Promise<void>;
   deleteRoute(route: RouteInfo): Promise<void>;
-  /** A permanent neighbour entry ip → mac on the link, replacing any entry for that address. */
-  setPermanentNeighbour(index: number, ip: string, mac: string): Promise<void>;
+  /**
+   * A neighbour entry ip → mac on the link in state REACHABLE, replacing any entry for that address: the kernel uses
+   * it at once and later re-verifies and re-learns it as it does an entry it resolved (a guest may change its MAC).
+   */
+  setNeighbour(index: number, ip: string, mac: string): Promise<void>;
 
   readSysctl(name: string): string | null;
   writeSysctl(name: string, value: string): void;

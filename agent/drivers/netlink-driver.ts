@@ -13,7 +13,7 @@ import { hasErrno, KernelError } from './kernel-error.js';
 import { createLibNft } from './libnftables.js';
 import { createNft } from './nft.js';
 import { backgroundNetlink, type NetlinkWorker } from './netlink-worker.js';
-import { NUD_PERMANENT } from './rtnl-codec.js';
+import { NUD_PERMANENT, NUD_VALID } from './rtnl-codec.js';
 import { Rtnl, type RtLink, type RtRoute } from './rtnl.js';
 import { readSysctl, writeSysctl } from './sysctl.js';
 import { createTapDevice } from './tap.js';
@@ -170,6 +170,7 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
         ip: n.ip,
         mac: macText(n.lladdr),
         permanent: (n.state & NUD_PERMANENT) !== 0,
+        valid: (n.state & NUD_VALID) !== 0 && n.lladdr !== null,
       }));
     },
     supportsLinkKind(kind) {
@@ -241,11 +242,11 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
       const d = routeDst(route.dst, route.family, `netlink: add route ${what}`);
       await rtnl.addRoute({ family: route.family, ...d, oif: route.index, gateway: route.gw ?? null }, what);
     },
-    async setPermanentNeighbour(index, ip, mac) {
+    async setNeighbour(index, ip, mac) {
       const what = `netlink: set neighbour ${ip} on ${label(index)}`;
       const family = ipFamily(ip);
       if (family === null) throw new KernelError(what, 'EINVAL', `not an IP address: ${JSON.stringify(ip)}`);
-      await rtnl.setPermanentNeighbour(index, family, ip, macBytes(mac, what), label(index));
+      await rtnl.setReachableNeighbour(index, family, ip, macBytes(mac, what), label(index));
     },
     async deleteRoute(route: RouteInfo) {
       const what = `${route.dst}${route.gw !== null ? ` via ${route.gw}` : ''}${route.index !== null ? ` dev ${label(route.index)}` : ''} table ${route.table}`;

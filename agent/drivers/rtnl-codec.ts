@@ -378,12 +378,21 @@ export function decodeRoute(body: Buffer): DecodedRoute | null {
 // ---------------------------------------------------------------------------------------------------------------------
 // Neighbour entries (ARP / NDP)
 
+export const NUD_INCOMPLETE = 0x01;
+export const NUD_REACHABLE = 0x02;
+export const NUD_STALE = 0x04;
+export const NUD_DELAY = 0x08;
+export const NUD_PROBE = 0x10;
+export const NUD_FAILED = 0x20;
+export const NUD_NOARP = 0x40;
 export const NUD_PERMANENT = 0x80;
+/** States in which the entry holds a link-layer address the kernel sends to (NUD_VALID in include/net/neighbour.h). */
+export const NUD_VALID = NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE | NUD_PROBE | NUD_STALE | NUD_DELAY;
 
 export interface NeighbourRequest {
   readonly family: number;
   readonly index: number;
-  /** ndm_state, e.g. NUD_PERMANENT. */
+  /** ndm_state, e.g. NUD_REACHABLE. */
   readonly state: number;
   /** Network-order IP bytes (NDA_DST). */
   readonly dst: Buffer;

@@ -41,7 +41,7 @@ import {
   RTM_NEWNEIGH,
   RTM_NEWROUTE,
   RTM_SETLINK,
-  NUD_PERMANENT,
+  NUD_REACHABLE,
   type DecodedLink,
   type DecodedTun,
   type LinkRequest,
@@ -215,9 +215,12 @@ export class Rtnl {
     return bodies.map(parseNeighbour).filter((n): n is RtNeighbour => n !== null);
   }
 
-  /** A permanent neighbour entry, replacing what the kernel holds for that address (`ip neigh replace … nud permanent`). */
-  async setPermanentNeighbour(index: number, family: 4 | 6, ip: string, lladdr: Buffer, label: string): Promise<void> {
-    const body = encodeNeighbourRequest({ family: family === 4 ? AF_INET : AF_INET6, index, state: NUD_PERMANENT, dst: ipBytes(ip, family), lladdr });
+  /**
+   * A REACHABLE neighbour entry, replacing what the kernel holds for that address (`ip neigh replace … nud reachable`):
+   * used at once, then aged, re-verified and re-learned by the kernel like an entry it resolved itself.
+   */
+  async setReachableNeighbour(index: number, family: 4 | 6, ip: string, lladdr: Buffer, label: string): Promise<void> {
+    const body = encodeNeighbourRequest({ family: family === 4 ? AF_INET : AF_INET6, index, state: NUD_REACHABLE, dst: ipBytes(ip, family), lladdr });
     await this.call(`set neighbour ${ip} on ${label}`, RTM_NEWNEIGH, body, NLM_F_CREATE_REPLACE);
   }
 

@@ -35,9 +35,10 @@ export interface LinkStep {
   readonly queues?: number;
   readonly owner?: { readonly uid: number; readonly gid: number };
   /**
-   * Permanent neighbour (ARP/NDP) entries the link must hold once up: the masquerade bridge resolves the guest's
+   * Neighbour (ARP/NDP) entries the link must hold once up, set REACHABLE: the masquerade bridge resolves the guest's
    * address to its MAC without asking the guest (see docs/migration.md: it spares the target pod an ARP round trip
-   * through a guest that has just resumed). Other entries on the link are the kernel's and are left alone.
+   * through a guest that has just resumed), and the kernel still ages, re-verifies and re-learns the entry (a guest
+   * that changes its MAC). An entry the kernel already resolves is left as it is; other entries are the kernel's.
    */
   readonly neighbours?: readonly NeighbourEntry[];
 }

@@ -30,7 +30,7 @@ export function ipCommand(action: KernelAction): string | null {
     case 'add-route':
       return `${action.family === 6 ? '-6 ' : ''}route add ${action.dst}${action.gw ? ` via ${action.gw}` : ''} dev ${action.link}`;
     case 'set-neighbour':
-      return `neigh replace ${action.ip} lladdr ${action.mac} dev ${action.link} nud permanent`;
+      return `neigh replace ${action.ip} lladdr ${action.mac} dev ${action.link} nud reachable`;
     case 'delete-link':
       return `link del ${action.link}`;
     case 'delete-links':

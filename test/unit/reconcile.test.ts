@@ -118,7 +118,7 @@ describe('reconcile: masquerade', () => {
     const actions = reconcile(plan, { ...freshPod, nftUpToDate: true }, { dummySupported: false });
     expect(actions.some((action) => action.do === 'apply-nft')).toBe(false);
   });
-  it('pins the guest address on the bridge once it is up, and only when the kernel lacks that permanent entry', () => {
+  it('resolves the guest address on the bridge once it is up, only when the kernel holds no usable entry (whatever its MAC), and replaces a permanent pin', () => {
     const actions = reconcile(plan, { ...freshPod, sysctls: {} }, { dummySupported: false });
     const upAt = actions.findIndex((action) => action.do === 'set-link' && action.link === 'k6t-eth0' && action.up === true);
     const neighbourAt = actions.findIndex((action) => action.do === 'set-neighbour');
@@ -126,13 +126,17 @@ describe('reconcile: masquerade', () => {
     expect(neighbourAt).toBeGreaterThan(upAt);
     const bridge: LinkInfo = { index: 9, name: 'k6t-eth0', kind: 'bridge', mac: '02:00:00:00:00:00', mtu: 1450, up: true, masterIndex: null, learning: null, tun: null };
     const withBridge = { ...freshPod, links: [...freshPod.links, bridge], addresses: [...freshPod.addresses, { index: 9, cidr: '10.0.2.1/24', family: 4 as const, scope: 'global' as const }] };
-    const entry = (mac: string, permanent: boolean): NeighbourInfo => ({ index: 9, family: 4, ip: '10.0.2.2', mac, permanent });
+    const entry = (mac: string, permanent: boolean, valid = true): NeighbourInfo => ({ index: 9, family: 4, ip: '10.0.2.2', mac, permanent, valid });
     const neighbourActions = (neighbours: NeighbourInfo[]): KernelAction[] =>
       reconcile(plan, { ...withBridge, neighbours }, { dummySupported: false }).filter((action) => action.do === 'set-neighbour');
-    expect(neighbourActions([entry('4a:2f:9c:10:00:05', true)])).toEqual([]);
-    // A learned (dynamic) entry, or a permanent one with another MAC, is replaced.
-    expect(neighbourActions([entry('4a:2f:9c:10:00:05', false)])).toHaveLength(1);
+    // Ours (REACHABLE or aged to STALE), or one the kernel learned after the guest changed its MAC: left alone.
+    expect(neighbourActions([entry('4a:2f:9c:10:00:05', false)])).toEqual([]);
+    expect(neighbourActions([entry('4a:2f:9c:10:00:99', false)])).toEqual([]);
+    // A permanent pin (round 2's agent) is never re-learned by the kernel: replaced, with either MAC.
+    expect(neighbourActions([entry('4a:2f:9c:10:00:05', true)])).toHaveLength(1);
     expect(neighbourActions([entry('4a:2f:9c:10:00:99', true)])).toHaveLength(1);
+    // Missing, or unresolved (INCOMPLETE / FAILED: no MAC to send to): set.
+    expect(neighbourActions([entry('', false, false)])).toHaveLength(1);
     expect(neighbourActions([])).toHaveLength(1);
   });
 });
