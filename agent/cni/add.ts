@@ -8,13 +8,17 @@ import { attachmentDir, attachmentKey, readAttachment, removeAttachment, resolvC
 import { chainedResult } from './chained-result.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
 import { attachmentDiscover, openPodDriver, pluginArch } from './pod-access.js';
+import { podNameArg } from './pod-name.js';
 import { podNicOf, type PrevResult } from './prev-result.js';
 import { renderResult } from './result.js';
 import { chainedConfig, chainedVmi } from './vmi-input.js';
 
-/** The hostname discovery reports for the guest's DHCP: the Kubernetes pod name when the runtime passes it. */
+/**
+ * The hostname discovery reports for the guest's DHCP: the Kubernetes pod name when the runtime passes it (checked
+ * as a pod name, error 4 otherwise: it reaches the guest and the state file), else the container id's start.
+ */
 export function attachmentHostname(request: CniRequest): string {
-  return request.args['K8S_POD_NAME'] ?? request.containerId.slice(0, 12);
+  return podNameArg(request.args) ?? request.containerId.slice(0, 12);
 }
 
 export async function chainedAdd(request: CniRequest, binding: ChainedBinding, agent: AgentConfig): Promise<string> {

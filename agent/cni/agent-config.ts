@@ -29,8 +29,12 @@ export interface AgentConfig {
   readonly allowInsecureApi: boolean;
   /** The cni-daemon's unix socket. */
   readonly socket: string;
-  /** Largest VMI file read from vmiDir. */
+  /** Largest file read for role 2: a VMI from vmiDir, the kubeconfig and the token and certificate files it names. */
   readonly maxFileBytes: number;
+  /** Overall deadline of one Kubernetes API request (connect, TLS, headers and body). */
+  readonly apiTimeoutMs: number;
+  /** Largest Kubernetes API response body read. */
+  readonly apiMaxResponseBytes: number;
 }
 
 const DEFAULTS: Omit<AgentConfig, 'source'> = {
@@ -40,6 +44,8 @@ const DEFAULTS: Omit<AgentConfig, 'source'> = {
   allowInsecureApi: false,
   socket: '/run/virt-net-agent/cni.sock',
   maxFileBytes: 4 << 20,
+  apiTimeoutMs: 10_000,
+  apiMaxResponseBytes: 4 << 20,
 };
 
 /** The built-in configuration (no file): what a node without /etc/virt-net-agent/config.yaml gets. */
@@ -86,6 +92,8 @@ function parsers(): Readonly<Record<string, Parser>> {
       if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw bad(f, k, `path of ${Buffer.byteLength(path)} bytes is longer than a unix socket address allows (${MAX_SOCKET_PATH})`);
       return { socket: path };
     },
+    apiTimeoutMs: (v, k, f) => ({ apiTimeoutMs: positiveInteger(v, k, f, 600_000) }),
+    apiMaxResponseBytes: (v, k, f) => ({ apiMaxResponseBytes: positiveInteger(v, k, f, 256 << 20) }),
     maxFileBytes: (v, k, f) => ({ maxFileBytes: positiveInteger(v, k, f, 256 << 20) }),
   };
 }

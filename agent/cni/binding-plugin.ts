@@ -51,7 +51,7 @@ async function sourceVmi(request: CniRequest, agent: AgentConfig): Promise<unkno
     if (agent.kubeconfig === null) throw new CniSpecError(CNI_CODES.invalidConfig, 'vmiDir', `no VMI file ${file} for pod ${pod.namespace}/${pod.name}`);
   }
   if (agent.kubeconfig === null) return null;
-  return launcherVmi(readKubeconfig(agent.kubeconfig, agent.allowInsecureApi), pod.namespace, pod.name);
+  return launcherVmi(await readKubeconfig(agent.kubeconfig, agent), pod.namespace, pod.name);
 }
 
 export async function bindingPluginAdd(request: CniRequest, agent: AgentConfig): Promise<string> {

@@ -54,6 +54,8 @@ export interface CniRequest {
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+/** A VMI network name as KubeVirt's API takes it; nothing that could climb a path or break a line. */
+const LOGIC_NETWORK_NAME = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$/;
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -94,7 +96,8 @@ export function parseCniArgs(text: string): Record<string, string> {
 }
 
 function checkIfname(ifname: string): void {
-  if (ifname.length > 15 || ifname === '.' || ifname === '..' || /[/:\s]/.test(ifname)) {
+  // The kernel's own rule (dev_valid_name), plus no control characters: the name reaches files and logs too.
+  if (ifname.length > 15 || ifname === '.' || ifname === '..' || /[/:\s\0-\x1f\x7f]/.test(ifname)) {
     throw new CniSpecError(CNI_CODES.invalidEnvironment, 'CNI_IFNAME', `not a valid interface name: ${JSON.stringify(ifname)}`);
   }
 }
@@ -178,6 +181,9 @@ export function parseNetConf(stdin: string, command: CniCommand): NetConf {
   const cniArgs = isObject(args) ? args['cni'] : undefined;
   if (cniArgs !== undefined && !isObject(cniArgs)) throw badConf('args.cni', 'must be an object');
   const logicNetworkName = isObject(cniArgs) ? optionalString(cniArgs, 'logicNetworkName', 'args.cni.logicNetworkName') : null;
+  if (logicNetworkName !== null && !LOGIC_NETWORK_NAME.test(logicNetworkName)) {
+    throw badConf('args.cni.logicNetworkName', `must be a VMI network name (letters, digits, '-', '_', '.', at most 253), got ${JSON.stringify(logicNetworkName)}`);
+  }
 
   const bindingText = raw['binding'];
   let binding: ChainedBinding | null = null;
@@ -206,7 +212,8 @@ export function parseNetConf(stdin: string, command: CniCommand): NetConf {
     portMappings: parsePortMappings(rc['portMappings']),
     mac,
     podAnnotations: parseStringMap(rc['io.kubernetes.cri.pod-annotations'], 'runtimeConfig["io.kubernetes.cri.pod-annotations"]'),
-    prevResult: raw['prevResult'] === undefined ? null : parsePrevResult(raw['prevResult']),
+    // DEL and GC work from the recorded state only: a malformed prevResult must not stop the chain's DEL.
+    prevResult: raw['prevResult'] === undefined || command === 'DEL' || command === 'GC' ? null : parsePrevResult(raw['prevResult']),
     validAttachments: parseValidAttachments(raw['cni.dev/valid-attachments']),
   };
 }

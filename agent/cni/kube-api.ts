@@ -5,13 +5,16 @@
 // the admin's agent configuration (agent-config.ts), never by a network configuration: typically the one the node
 // already gives CNI plugins (Multus' own, /etc/cni/net.d/multus.d/multus.kubeconfig); it needs `get` on pods and on
 // virtualmachineinstances. Only what that file holds is read: the current context's server, CA, client
-// certificate/key or token (tokenFile too). Plain http:// and insecure-skip-tls-verify only when the agent
-// configuration says allowInsecureApi.
-import { readFileSync } from 'node:fs';
+// certificate/key or token (tokenFile too), each file through a bounded, non-blocking regular-file read. Plain http://
+// and insecure-skip-tls-verify only when the agent configuration says allowInsecureApi. Every request has an overall
+// deadline (connect, TLS, headers and body together, not only an idle timeout) and a cap on the response body, so a
+// slow or endless server holds an invocation for apiTimeoutMs at most.
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import type { AgentConfig } from './agent-config.js';
+import { readBoundedFile } from './bounded-read.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
 
 export interface KubeAccess {
@@ -21,9 +24,14 @@ export interface KubeAccess {
   readonly key?: Buffer;
   readonly token?: string;
   readonly insecure: boolean;
+  /** Overall deadline of one request. */
+  readonly deadlineMs: number;
+  /** Largest response body read. */
+  readonly maxBytes: number;
 }
 
-const TIMEOUT_MS = 10_000;
+/** What of the agent configuration the API access takes. */
+export type KubeLimits = Pick<AgentConfig, 'allowInsecureApi' | 'maxFileBytes' | 'apiTimeoutMs' | 'apiMaxResponseBytes'>;
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -41,27 +49,33 @@ function named(config: Record<string, unknown>, list: string, kind: string, name
   return entry[kind];
 }
 
+/** A file the kubeconfig names (relative to it), read bounded; error 7 naming kubeconfig when missing. */
+async function readNamed(file: string, what: string, path: string, maxBytes: number): Promise<string> {
+  const full = isAbsolute(file) ? file : join(dirname(path), file);
+  const text = await readBoundedFile(full, maxBytes, 'kubeconfig');
+  if (text === null) throw badKubeconfig(path, `cannot read ${what} ${full}: ENOENT`);
+  return text;
+}
+
 /** A credential given inline (`<key>-data`, base64) or as a file relative to the kubeconfig. */
-function material(section: Record<string, unknown>, key: string, path: string): Buffer | undefined {
+async function material(section: Record<string, unknown>, key: string, path: string, maxBytes: number): Promise<Buffer | undefined> {
   const data = section[`${key}-data`];
   if (typeof data === 'string' && data !== '') return Buffer.from(data, 'base64');
   const file = section[key];
   if (typeof file !== 'string' || file === '') return undefined;
-  const full = isAbsolute(file) ? file : join(dirname(path), file);
-  try {
-    return readFileSync(full);
-  } catch (error) {
-    throw badKubeconfig(path, `cannot read ${key} ${full}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+  return Buffer.from(await readNamed(file, key, path, maxBytes), 'utf8');
 }
 
-export function readKubeconfig(path: string, allowInsecure = false): KubeAccess {
+/** The API access a kubeconfig named by the agent configuration gives, with the configuration's limits. */
+export async function readKubeconfig(path: string, limits: KubeLimits): Promise<KubeAccess> {
+  const allowInsecure = limits.allowInsecureApi;
+  const text = await readBoundedFile(path, limits.maxFileBytes, 'kubeconfig');
+  if (text === null) throw badKubeconfig(path, 'cannot read it: ENOENT');
   let config: unknown;
   try {
-    config = parseYaml(readFileSync(path, 'utf8'));
+    config = parseYaml(text);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw badKubeconfig(path, code ? `cannot read it: ${code}` : `not YAML: ${(error as Error).message.split('\n')[0] ?? ''}`);
+    throw badKubeconfig(path, `not YAML: ${(error as Error).message.split('\n')[0] ?? ''}`);
   }
   if (!isObject(config)) throw badKubeconfig(path, 'not a kubeconfig');
   const contextName = config['current-context'];
@@ -84,20 +98,19 @@ export function readKubeconfig(path: string, allowInsecure = false): KubeAccess 
     throw badKubeconfig(path, 'insecure-skip-tls-verify is set: the server would not be verified (allowInsecureApi: true in the agent configuration allows it)');
   }
   let token = typeof user['token'] === 'string' ? user['token'] : undefined;
-  if (token === undefined && typeof user['tokenFile'] === 'string') {
-    const file = isAbsolute(user['tokenFile']) ? user['tokenFile'] : join(dirname(path), user['tokenFile']);
-    try {
-      token = readFileSync(file, 'utf8').trim();
-    } catch (error) {
-      throw badKubeconfig(path, `cannot read tokenFile ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-    }
+  if (token === undefined && typeof user['tokenFile'] === 'string' && user['tokenFile'] !== '') {
+    token = (await readNamed(user['tokenFile'], 'tokenFile', path, limits.maxFileBytes)).trim();
   }
-  const ca = material(cluster, 'certificate-authority', path);
-  const cert = material(user, 'client-certificate', path);
-  const key = material(user, 'client-key', path);
+  // A token goes into a header: a line break in it would be refused by node anyway, but say which file is wrong.
+  if (token !== undefined && /[\0-\x1f\x7f]/.test(token)) throw badKubeconfig(path, 'the token contains a control character');
+  const ca = await material(cluster, 'certificate-authority', path, limits.maxFileBytes);
+  const cert = await material(user, 'client-certificate', path, limits.maxFileBytes);
+  const key = await material(user, 'client-key', path, limits.maxFileBytes);
   return {
     server,
     insecure,
+    deadlineMs: limits.apiTimeoutMs,
+    maxBytes: limits.apiMaxResponseBytes,
     ...(ca ? { ca } : {}),
     ...(cert ? { cert } : {}),
     ...(key ? { key } : {}),
@@ -116,7 +129,8 @@ export function getJson(access: KubeAccess, apiPath: string, what: string): Prom
   const options: RequestOptions & { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean } = {
     method: 'GET',
     headers: { accept: 'application/json', ...(access.token ? { authorization: `Bearer ${access.token}` } : {}) },
-    timeout: TIMEOUT_MS,
+    // Idle: no byte for the whole deadline (the overall deadline below usually fires first).
+    timeout: access.deadlineMs,
   };
   if (url.protocol === 'https:') {
     if (access.ca) options.ca = access.ca;
@@ -126,9 +140,25 @@ export function getJson(access: KubeAccess, apiPath: string, what: string): Prom
   }
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
+    // The whole request, body included, ends by the deadline: a server that trickles a byte at a time cannot hold us.
+    const deadline = setTimeout(() => request.destroy(new Error(`no complete answer within ${access.deadlineMs} ms`)), access.deadlineMs);
+    const settle = <T>(fn: (value: T) => void) => (value: T): void => {
+      clearTimeout(deadline);
+      fn(value);
+    };
+    resolve = settle(resolve);
+    reject = settle(reject);
     const request = send(url, options, (response: IncomingMessage) => {
       const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let received = 0;
+      response.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > access.maxBytes) {
+          request.destroy(new Error(`the answer is larger than ${access.maxBytes} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
       response.on('error', (error) => reject(unavailable(what, error.message)));
       response.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
@@ -145,7 +175,7 @@ export function getJson(access: KubeAccess, apiPath: string, what: string): Prom
         }
       });
     });
-    request.on('timeout', () => request.destroy(new Error(`no answer in ${TIMEOUT_MS} ms`)));
+    request.on('timeout', () => request.destroy(new Error(`no answer in ${access.deadlineMs} ms`)));
     request.on('error', (error) => reject(unavailable(what, error.message)));
     request.end();
   });

@@ -1,4 +1,9 @@
 // The previous plugin's result (config `prevResult`): interfaces, IPs (with their interface index), routes and DNS.
+//
+// The DNS part becomes the attachment's resolv.conf and the guest's DHCP options, so each string is checked for what
+// it is (nameservers: IP addresses; domain and search: DNS names; options: resolv.conf option tokens): a newline
+// there would otherwise write lines of the tenant's choosing into a file root reads back.
+import { isIP } from 'node:net';
 import { CNI_CODES, CniSpecError } from './errors.js';
 
 export interface ResultInterface {
@@ -66,6 +71,31 @@ function strings(object: Record<string, unknown>, key: string, field: string): s
   return value;
 }
 
+/** An IPv4 or IPv6 address, the latter optionally with a zone (`fe80::1%eth0`), as resolv.conf takes it. */
+function isNameserver(text: string): boolean {
+  const [address = '', zone, extra] = text.split('%');
+  if (extra !== undefined) return false;
+  if (zone !== undefined) return isIP(address) === 6 && /^[A-Za-z0-9_.-]{1,15}$/.test(zone);
+  return isIP(address) !== 0;
+}
+
+/** A DNS name (labels of letters, digits, '-' and '_', at most 63 bytes each, 253 in all; a trailing dot allowed). */
+function isDnsName(text: string): boolean {
+  const name = text.endsWith('.') ? text.slice(0, -1) : text;
+  return name.length > 0 && name.length <= 253 && name.split('.').every((label) => /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label));
+}
+
+/** A resolv.conf option: a word, optionally with a numeric value (`ndots:5`, `edns0`, `single-request-reopen`). */
+function isResolverOption(text: string): boolean {
+  return text.length <= 64 && /^[A-Za-z0-9][A-Za-z0-9_.-]*(:[0-9]{1,5})?$/.test(text);
+}
+
+function checked(values: readonly string[] | undefined, field: string, ok: (text: string) => boolean, what: string): void {
+  (values ?? []).forEach((text, i) => {
+    if (!ok(text)) throw bad(`${field}[${i}]`, `must be ${what}, got ${JSON.stringify(text)}`);
+  });
+}
+
 export function parsePrevResult(value: unknown): PrevResult {
   if (!isObject(value)) throw new CniSpecError(CNI_CODES.invalidConfig, 'prevResult', 'must be an object');
   const interfaces = list(value, 'interfaces').map((entry, i): ResultInterface => {
@@ -102,6 +132,10 @@ export function parsePrevResult(value: unknown): PrevResult {
     const search = strings(dnsValue, 'search', 'dns.search');
     const options = strings(dnsValue, 'options', 'dns.options');
     const domain = str(dnsValue, 'domain', 'dns.domain', false);
+    checked(nameservers, 'dns.nameservers', isNameserver, 'an IP address');
+    checked(search, 'dns.search', isDnsName, 'a DNS name');
+    checked(options, 'dns.options', isResolverOption, 'a resolv.conf option (a word, optionally :number)');
+    if (domain !== undefined && !isDnsName(domain)) throw bad('dns.domain', `must be a DNS name, got ${JSON.stringify(domain)}`);
     dns = {
       ...(nameservers ? { nameservers } : {}),
       ...(domain !== undefined ? { domain } : {}),

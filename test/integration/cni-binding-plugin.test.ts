@@ -15,7 +15,8 @@ import { writeAgentConfig } from '../helpers/agent-config.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { expectSpecError, plugin } from '../helpers/cni-plugin.js';
 import { attachGuest, udhcpc } from '../helpers/dhcp-guest.js';
-import { deleteNetns, netnsAvailable, runOk, waitFor, type Netns } from '../helpers/netns.js';
+import { startFakeApi, makeApiCertificate, writeKubeconfig, type FakeApi } from '../helpers/kube-api.js';
+import { deleteNetns, netnsAvailable, waitFor, type Netns } from '../helpers/netns.js';
 
 const POD = 'virt-launcher-vmi-a-x7k2q';
 const SPEC_MAC = '02:00:00:0a:0b:0c';
@@ -44,58 +45,8 @@ const PATHS = { pod: `/api/v1/namespaces/default/pods/${POD}`, vmi: '/apis/kubev
 const DOMAIN = `<domain type="qemu"><name>default_vmi-a</name><memory unit="MiB">64</memory><os><type arch="x86_64" machine="q35">hvm</type></os>
 <devices><interface type="ethernet"><alias name="ua-default"/><target dev="tap0" managed="no"/><mac address="${SPEC_MAC}"/><model type="virtio-non-transitional"/></interface></devices></domain>`;
 
-interface FakeApi {
-  readonly port: number;
-  log(): string;
-  stop(): Promise<void>;
-}
-
-/** The stand-in API in the node netns (so the plugin, run there like libcni runs it, reaches it on 127.0.0.1). */
-async function startApi(node: Netns, dir: string, objects: Record<string, unknown>): Promise<FakeApi> {
-  const objectsFile = join(dir, `objects-${Math.random().toString(36).slice(2, 8)}.json`);
-  writeFileSync(objectsFile, JSON.stringify(objects));
-  const child = spawn('ip', ['netns', 'exec', node.name, process.execPath, 'test/helpers/fake-kube-api.mjs', objectsFile, join(dir, 'cert.pem'), join(dir, 'key.pem'), TOKEN], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  await waitFor(async () => /listening \d+/.test(out) || child.exitCode !== null, { timeoutMs: 30_000, intervalMs: 50, what: 'the stand-in API' });
-  const port = Number(/listening (\d+)/.exec(out)?.[1]);
-  if (!port) throw new Error(`stand-in API did not start: ${out}`);
-  return {
-    port,
-    log: () => out,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
 function kubeconfig(dir: string, port: number, token = TOKEN): string {
-  const file = join(dir, `kubeconfig-${port}-${token.length}`);
-  const ca = readFileSync(join(dir, 'cert.pem')).toString('base64');
-  writeFileSync(
-    file,
-    `apiVersion: v1
-kind: Config
-current-context: multus
-clusters:
-- name: local
-  cluster:
-    server: https://127.0.0.1:${port}
-    certificate-authority-data: ${ca}
-users:
-- name: multus
-  user:
-    token: ${token}
-contexts:
-- name: multus
-  context: {cluster: local, user: multus}
-`,
-  );
-  return file;
+  return writeKubeconfig(dir, port, { token });
 }
 
 describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network binding plugin, domainAttachmentType: tap)', () => {
@@ -109,7 +60,7 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
     stateDir = join(dir, 'state');
     mkdirSync(stateDir);
     bare = agentConfig();
-    await runOk(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+    await makeApiCertificate(dir);
   });
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
@@ -147,7 +98,7 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
 
   it('ADD reads the VMI through the API (TLS, token), plumbs k6t-eth0 + tap0 for the tap attachment; the sidecar (107, no capabilities) answers OnDefineDomain and leases to udhcpc; CHECK passes; DEL restores the pod', { timeout: 180_000 }, async () => {
     await withPod('10.244.81.0/24', async (cni) => {
-      const api = await startApi(cni.node, dir, { [PATHS.pod]: launcherPod, [PATHS.vmi]: vmi() });
+      const api: FakeApi = await startFakeApi(cni.node, dir, { [PATHS.pod]: launcherPod, [PATHS.vmi]: vmi() }, TOKEN);
       let sidecar: ChildProcess | undefined;
       let guest: Netns | undefined;
       try {
@@ -247,7 +198,7 @@ describe.skipIf(!netnsAvailable())('CNI binding-plugin role (KubeVirt network bi
   it('bad input or an unusable API is a spec error naming the field, and nothing changes', { timeout: 120_000 }, async () => {
     await withPod('10.244.82.0/24', async (cni) => {
       const multus = vmi({ network: { name: 'default', multus: { networkName: 'blue' } } });
-      const api = await startApi(cni.node, dir, { [PATHS.pod]: launcherPod, [PATHS.vmi]: multus, '/api/v1/namespaces/default/pods/forbidden': { $status: 403 } });
+      const api: FakeApi = await startFakeApi(cni.node, dir, { [PATHS.pod]: launcherPod, [PATHS.vmi]: multus, '/api/v1/namespaces/default/pods/forbidden': { $status: 403 } }, TOKEN);
       try {
         const before = await dumpNetns(cni.pod);
         const kc = agentConfig({ kubeconfig: kubeconfig(dir, api.port) });
