@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 
-const ALONE = ['test/e2e/migration.test.ts'];
+const ALONE = ['test/e2e/migration.test.ts', 'test/e2e/ovn-migration.test.ts'];
 const extra = process.argv.slice(2);
 
 mkdirSync('dist', { recursive: true });

@@ -195,6 +195,8 @@ export interface ProbeResult {
   readonly sent: number;
   readonly replies: number;
   readonly perTarget: Readonly<Record<string, number>>;
+  /** Replies to a (target, sequence) that had already been answered: two copies of the guest answering at once. */
+  readonly duplicates: number;
   readonly longestGapMs: number;
   /** Unix seconds of the reply before and after the longest gap. */
   readonly gapFrom: number;
@@ -213,13 +215,13 @@ export async function startProbe(node: Netns, logFile: string, targets: readonly
   const bg = background(['ip', 'netns', 'exec', node.name, 'python3', PROBE, logFile, String(intervalS), ...targets]);
   await waitFor(async () => bg.exited() || (existsSync(logFile) && readFileSync(logFile, 'utf8').startsWith('# start')), { timeoutMs: 30_000, intervalMs: 50, what: 'the probe to start' });
   if (bg.exited()) throw new Error(`probe exited: ${bg.output()}`);
-  const rows = (): { t: number; target: string }[] =>
+  const rows = (): { t: number; target: string; seq: string }[] =>
     readFileSync(logFile, 'utf8')
       .split('\n')
       .filter((l) => l !== '' && !l.startsWith('#'))
       .map((l) => {
-        const [t, target] = l.split(' ');
-        return { t: Number(t), target: target ?? '' };
+        const [t, target, seq] = l.split(' ');
+        return { t: Number(t), target: target ?? '', seq: seq ?? '' };
       })
       .filter((r) => Number.isFinite(r.t));
   return {
@@ -229,6 +231,7 @@ export async function startProbe(node: Netns, logFile: string, targets: readonly
       const all = rows().sort((a, b) => a.t - b.t);
       const perTarget: Record<string, number> = {};
       for (const r of all) perTarget[r.target] = (perTarget[r.target] ?? 0) + 1;
+      const answered = new Set(all.map((r) => `${r.target} ${r.seq}`));
       let gap = { ms: 0, from: 0, to: 0 };
       for (let i = 1; i < all.length; i++) {
         const a = all[i - 1]?.t ?? 0;
@@ -240,6 +243,7 @@ export async function startProbe(node: Netns, logFile: string, targets: readonly
         sent: Number(sentLine?.[1] ?? 0),
         replies: all.length,
         perTarget,
+        duplicates: all.length - answered.size,
         longestGapMs: gap.ms,
         gapFrom: gap.from,
         gapTo: gap.to,
