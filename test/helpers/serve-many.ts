@@ -4,6 +4,8 @@
 // stdin, one JSON object per line:
 //   {"op":"add","id":ID,"netns":PATH,"stateDir":DIR}  serve the networks of DIR/state.json (what setup recorded) in PATH
 //   {"op":"remove","id":ID}                           stop serving it (closes its sockets)
+//   {"op":"gc"}                                       a full garbage collection (node --expose-gc only); answers
+//                                                     with process.memoryUsage() after it
 //   {"op":"close"}                                    stop everything and exit 0 (so does SIGTERM)
 // stdout, one JSON line per request, in order: {"op","id","ok":true,"services":[…]} or {"op","id","ok":false,"error"}.
 // The core's pino lines go to LOGFILE. Prints {"ready":true} first.
@@ -15,7 +17,7 @@ import type { AgentState } from '../../agent/apply/state-dir.js';
 import { ServingCore } from '../../agent/serve/core.js';
 
 interface Request {
-  readonly op: 'add' | 'remove' | 'close';
+  readonly op: 'add' | 'remove' | 'gc' | 'close';
   readonly id?: string;
   readonly netns?: string;
   readonly stateDir?: string;
@@ -46,6 +48,12 @@ async function handle(request: Request): Promise<void> {
   const id = request.id ?? '';
   try {
     if (request.op === 'close') return await close();
+    if (request.op === 'gc') {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      answer({ op: 'gc', ok: gc !== undefined, memory: process.memoryUsage() });
+      return;
+    }
     if (request.op === 'remove') {
       answer({ op: 'remove', id, ok: await core.remove(id) });
       return;

@@ -1,16 +1,15 @@
 // The serving core in one process for several pods: sockets made inside each pod's namespace and bound to its bridge,
 // real udhcpc clients leasing from all of them, a flooding guest that cannot starve the others, a broken or vanished
 // attachment that never stops the rest, and remove() closing every descriptor it opened.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { agent, attachGuest, udhcpc } from '../helpers/dhcp-guest.js';
-import { deleteNetns, makeNetns, netnsAvailable, waitFor, type Netns } from '../helpers/netns.js';
-
-const SERVE_MANY = join(process.cwd(), 'dist/test/helpers/serve-many.js');
+import { deleteNetns, netnsAvailable, waitFor, type Netns } from '../helpers/netns.js';
+import { startServeMany } from '../helpers/serve-many-client.js';
 
 function vmiYaml(uid: string): string {
   return `apiVersion: kubevirt.io/v1
@@ -20,61 +19,6 @@ spec:
   domain: {devices: {interfaces: [{name: default, masquerade: {}}]}}
   networks: [{name: default, pod: {}}]
 `;
-}
-
-interface ServeMany {
-  readonly pid: number;
-  request(value: object): Promise<Record<string, unknown>>;
-  logs(): Record<string, unknown>[];
-  stop(): Promise<void>;
-}
-
-/** serve-many with its requests answered in order on stdout. */
-async function startServeMany(dir: string): Promise<ServeMany> {
-  const logFile = join(dir, 'serve-many.log');
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [SERVE_MANY, logFile], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const waiting: ((line: Record<string, unknown>) => void)[] = [];
-  let partial = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdout.on('data', (chunk: Buffer) => {
-    const lines = (partial + chunk.toString()).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) if (line !== '') waiting.shift()?.(JSON.parse(line) as Record<string, unknown>);
-  });
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  const next = (): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve-many did not answer; stderr: ${stderr}`)), 60_000);
-      waiting.push((line) => {
-        clearTimeout(timer);
-        resolve(line);
-      });
-    });
-  expect(await next()).toEqual({ ready: true });
-  return {
-    pid: child.pid ?? -1,
-    request(value) {
-      const answer = next();
-      child.stdin.write(`${JSON.stringify(value)}\n`);
-      return answer;
-    },
-    logs() {
-      let text = '';
-      try {
-        text = readFileSync(logFile, 'utf8');
-      } catch {
-        return [];
-      }
-      return text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
-    },
-    async stop() {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
 }
 
 /** Socket inodes of a process's descriptors, and how many descriptors it has. */
@@ -162,7 +106,7 @@ describe.skipIf(!netnsAvailable())('serving core: many pods from one process', {
   });
 
   it('serves three pods from one process; a broken attachment fails alone; a flooding guest does not starve the others; remove closes every descriptor', async () => {
-    const server = await startServeMany(workDir);
+    const server = await startServeMany(join(workDir, 'serve-many.log'));
     try {
       const baseline = descriptors(server.pid);
       for (const [i, pod] of pods.entries()) {
