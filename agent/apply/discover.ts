@@ -1,6 +1,8 @@
 // Reads the pod's network state (links, addresses, main-table routes, resolv.conf, hostname, Multus downward-API files) into a PodState.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { libc } from '../drivers/libc.js';
 import { hostname as osHostname } from 'node:os';
+import { O_DIRECTORY, O_RDONLY, openBeneath, openDirectory, readFileBeneath, readTrustedFile, SafeFsError, type Resolve } from '../drivers/safe-fs.js';
 import type { KernelDriver } from '../drivers/kernel.js';
 import { InputError } from '../plan/errors.js';
 import { parsePodState } from '../plan/pod-state-parse.js';
@@ -16,28 +18,133 @@ const RT_TABLE_MAIN = 254;
 const RTN_UNICAST = 1;
 
 export interface DiscoverOptions {
-  /** Default /etc/resolv.conf; a missing file gives resolvConf "". */
+  /** Default /etc/resolv.conf (or the pod root's); a missing file gives resolvConf "". A path given here is trusted. */
   readonly resolvConfPath?: string;
-  /** Default os.hostname() (the UTS namespace of this process). */
+  /** resolv.conf's content itself (the CNI plugin has it from the primary plugin's result): no file is read. */
+  readonly resolvConf?: string;
+  /** Default os.hostname() (the UTS namespace of this process), or with podRoot the pod's /etc/hostname. */
   readonly hostname?: string;
   /** Multus network-status: default /etc/podinfo/network-status; a missing or empty file leaves networkStatus out. */
   readonly networkStatusPath?: string;
   /** KubeVirt network-info: default /etc/podinfo/network-info; a missing or empty file leaves networkInfo out. */
   readonly networkInfoPath?: string;
+  /**
+   * The pod's root as root sees it (/proc/PID/root): the default files are read beneath it, never following a link
+   * out of it (see readPodFile), and the hostname comes from its /etc/hostname, else from its UTS namespace (never
+   * this process's own hostname).
+   */
+  readonly podRoot?: string;
 }
+
+/** Size caps: resolv.conf and a hostname are small; a downward-API annotations file holds every annotation. */
+const MAX_RESOLV_CONF_BYTES = 64 << 10;
+const MAX_HOSTNAME_BYTES = 1024;
+const MAX_PODINFO_BYTES = 1 << 20;
 
 /** The reads discovery needs; any KernelDriver will do. */
 export type DiscoveryDriver = Pick<KernelDriver, 'listLinks' | 'listAddresses' | 'listRoutes'>;
 
-/** A small file (resolv.conf, a downward-API file), read synchronously: no threadpool hop for a few hundred bytes. */
-async function readOptional(path: string): Promise<string | null> {
+/**
+ * A small file at a path the caller trusts (its own flag or default): non-blocking and size-capped, so a FIFO or a
+ * device there cannot hang or exhaust the call; read synchronously (no threadpool hop for a few hundred bytes).
+ */
+function readOptional(path: string, maxBytes: number): string | null {
   try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw new InputError(path, `cannot read: ${code ?? String(err)}`);
+    return readTrustedFile(path, maxBytes);
+  } catch (error) {
+    if (error instanceof SafeFsError) throw new InputError(path, error.reason);
+    throw error;
   }
+}
+
+/**
+ * A file of the pod's own filesystem, read through /proc/PID/root as root: opened beneath a descriptor of the pod's
+ * root, so an absolute symlink (which a plain open would resolve against the node's root) is refused, and no symlink
+ * on the way is followed; then O_NONBLOCK, regular files only, size-capped. `beneath` follows relative links that stay
+ * inside `dir` (the kubelet's downward-API volume is `name -> ..data/name`, `..data -> ..<timestamp>`). null when the
+ * file (or `dir`) does not exist; any refusal is an InputError naming the file.
+ */
+export function readPodFile(podRoot: string, dir: string, name: string, maxBytes: number, resolve: Resolve = 'no-symlinks'): string | null {
+  const shown = `${podRoot}/${dir}/${name}`;
+  let rootFd: number | undefined;
+  let dirFd: number | undefined;
+  try {
+    rootFd = openDirectory(podRoot);
+    try {
+      dirFd = openBeneath(rootFd, dir, O_RDONLY | O_DIRECTORY, { shown: `${podRoot}/${dir}` });
+    } catch (error) {
+      if (error instanceof SafeFsError && error.code === 'ENOENT') return null;
+      throw error;
+    }
+    return readFileBeneath(dirFd, name, { maxBytes, resolve, shown });
+  } catch (error) {
+    if (error instanceof SafeFsError) throw new InputError(error.path, error.reason);
+    throw error;
+  } finally {
+    if (dirFd !== undefined) closeSync(dirFd);
+    if (rootFd !== undefined) closeSync(rootFd);
+  }
+}
+
+/** A hostname DHCP may hand out (option 12): DNS labels (letters, digits, inner hyphens, at most 63), dots between, at most 253. */
+export function isValidHostname(name: string): boolean {
+  return name.length <= 253 && name.split('.').every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label));
+}
+
+const CLONE_NEWUTS = 0x04000000;
+
+/**
+ * The hostname of the pod's UTS namespace (/proc/PID/ns/uts), what os.Hostname() returns in the launcher and KubeVirt
+ * hands to the guest: setns on this (the main) thread, uname, setns back. null when it cannot be entered.
+ */
+function podUtsHostname(podRoot: string): string | null {
+  const procDir = podRoot.replace(/\/root$/, '');
+  const fds: number[] = [];
+  try {
+    const target = openSync(`${procDir}/ns/uts`, 'r');
+    fds.push(target);
+    const own = openSync('/proc/thread-self/ns/uts', 'r');
+    fds.push(own);
+    if (libc().setns(target, CLONE_NEWUTS).ret !== 0) return null;
+    try {
+      return osHostname();
+    } finally {
+      if (libc().setns(own, CLONE_NEWUTS).ret !== 0) throw new Error('cannot return to our own UTS namespace');
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== undefined) return null;
+    throw error;
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+}
+
+/**
+ * The pod's hostname: its /etc/hostname (the kubelet's bind mount, read beneath the pod's root), else its UTS
+ * namespace's; never this process's own. Checked to be a hostname before it can reach DHCP.
+ */
+export function podHostname(podRoot: string): string {
+  const shown = `${podRoot}/etc/hostname`;
+  const text = readPodFile(podRoot, 'etc', 'hostname', MAX_HOSTNAME_BYTES);
+  const name = (text ?? podUtsHostname(podRoot) ?? '').trim();
+  if (name === '') throw new InputError(shown, 'missing, and the pod\'s UTS namespace has no hostname either: pass --hostname');
+  if (!isValidHostname(name)) {
+    throw new InputError(text !== null ? shown : `${podRoot.replace(/\/root$/, '')}/ns/uts`, `not a hostname (DNS labels of letters, digits and hyphens, at most 253 characters): ${JSON.stringify(name.slice(0, 80))}`);
+  }
+  return name;
+}
+
+function splitDefault(path: string): { dir: string; name: string } {
+  const relative = path.replace(/^\/+/, '');
+  const slash = relative.lastIndexOf('/');
+  return { dir: relative.slice(0, slash), name: relative.slice(slash + 1) };
+}
+
+/** A default pod file: beneath the pod root when there is one, else at its path in this process's filesystem. */
+function readDefault(opts: DiscoverOptions, path: string, maxBytes: number, resolve: Resolve): string | null {
+  if (opts.podRoot === undefined) return readOptional(path, maxBytes);
+  const { dir, name } = splitDefault(path);
+  return readPodFile(opts.podRoot, dir, name, maxBytes, resolve);
 }
 
 const SIMPLE_ESCAPES: Readonly<Record<string, string>> = {
@@ -175,20 +282,23 @@ export async function discoverPodState(driver: DiscoveryDriver, opts: DiscoverOp
     podRoutes.push({ dst: r.dst, dev, ...(r.gw !== null ? { gw: r.gw } : {}) });
   }
 
-  const resolvConf = (await readOptional(opts.resolvConfPath ?? DEFAULT_RESOLV_CONF)) ?? '';
+  // Explicit paths are the caller's (trusted); the defaults are the pod's own files, beneath its root with --pid.
+  const read = (path: string | undefined, fallback: string, maxBytes: number, resolve: Resolve): { text: string | null; path: string } =>
+    path !== undefined
+      ? { text: readOptional(path, maxBytes), path }
+      : { text: readDefault(opts, fallback, maxBytes, resolve), path: `${opts.podRoot ?? ''}${fallback}` };
+  const resolvConf = opts.resolvConf ?? read(opts.resolvConfPath, DEFAULT_RESOLV_CONF, MAX_RESOLV_CONF_BYTES, 'no-symlinks').text ?? '';
 
-  const statusPath = opts.networkStatusPath ?? DEFAULT_NETWORK_STATUS;
-  const statusText = await readOptional(statusPath);
+  const { text: statusText, path: statusPath } = read(opts.networkStatusPath, DEFAULT_NETWORK_STATUS, MAX_PODINFO_BYTES, 'beneath');
   const networkStatus = statusText !== null ? parseDownwardApiJson(statusText, NETWORK_STATUS_ANNOTATION, statusPath) : undefined;
   if (networkStatus !== undefined && !Array.isArray(networkStatus)) {
     throw new InputError(statusPath, 'expected a JSON array (the Multus network-status annotation)');
   }
-  const infoPath = opts.networkInfoPath ?? DEFAULT_NETWORK_INFO;
-  const infoText = await readOptional(infoPath);
+  const { text: infoText, path: infoPath } = read(opts.networkInfoPath, DEFAULT_NETWORK_INFO, MAX_PODINFO_BYTES, 'beneath');
   const networkInfo = infoText !== null ? parseDownwardApiJson(infoText, NETWORK_INFO_ANNOTATION, infoPath) : undefined;
 
   const state = {
-    hostname: opts.hostname ?? osHostname(),
+    hostname: opts.hostname ?? (opts.podRoot !== undefined ? podHostname(opts.podRoot) : osHostname()),
     interfaces,
     routes: podRoutes,
     resolvConf,

@@ -112,8 +112,12 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
   const vmi = parseVmiObject(request.vmi);
   const stateDir = new StateDir(request.stateRoot, vmiKey(vmi), { reader: launcherUser(vmi), launcherCopy: request.launcherCopy ?? true });
   stateDir.lock();
+  // Whether this run leaves a record: a run that fails, finds plan errors or is a dry run before any record exists
+  // removes the folder lock() made, so bad input leaves nothing behind (an unreadable record is left alone).
+  let recorded = true;
   try {
     const prior = stateDir.read();
+    recorded = prior !== null;
     const pod = await discoverPodState(driver, request.discover);
     const plan = withStaleSpoofTableRemoved(computePlan({ ...request, pod, priorIdentities: priorIdentities(prior), renderDomain: false }), prior);
     if (plan.errors.length > 0) return { plan, actions: [], writes: 0 };
@@ -129,6 +133,7 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
       ...(needsKeeper || prior?.dummySupported !== undefined ? { dummySupported } : {}),
     };
     if (JSON.stringify(state) !== JSON.stringify(prior)) stateDir.write(state);
+    recorded = true;
 
     let writes = 0;
     const counting = createCountingDriver(driver, (count) => {
@@ -144,6 +149,7 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
     }
     return { plan, actions, writes };
   } finally {
+    if (!recorded) stateDir.remove();
     stateDir.unlock();
   }
 }

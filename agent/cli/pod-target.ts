@@ -1,5 +1,4 @@
 // Flags shared by the commands that act inside a pod: which network namespace, and where its podinfo files are.
-import { readFileSync } from 'node:fs';
 import { DEFAULT_NETWORK_INFO, DEFAULT_NETWORK_STATUS, DEFAULT_RESOLV_CONF, type DiscoverOptions } from '../apply/discover.js';
 import { InputError } from '../plan/errors.js';
 import type { NetnsTarget } from '../apply/netns.js';
@@ -20,7 +19,10 @@ export const POD_TARGET_USAGE = `  --netns PATH            the pod's network nam
   --network-status FILE   default ${DEFAULT_NETWORK_STATUS}: the annotation's JSON, or a downward-API
                           annotations file with a k8s.v1.cni.cncf.io/network-status="..." line
   --network-info FILE     default ${DEFAULT_NETWORK_INFO} (kubevirt.io/network-info, same two formats)
-  --hostname NAME         default: this process's hostname (with --pid: /proc/PID/root/etc/hostname if present)`;
+  --hostname NAME         default: this process's hostname (with --pid: the pod's /etc/hostname, else the hostname of
+                          /proc/PID/ns/uts; checked to be a hostname)
+  With --pid, a file of the pod that is a symlink leading out of the pod's root, a FIFO, a device or larger than its
+  cap is refused in one line naming it (docs/security.md).`;
 
 export type PodTargetValues = { readonly [K in keyof typeof POD_TARGET_OPTIONS]?: string | undefined };
 
@@ -34,28 +36,23 @@ function nonEmpty(value: string | undefined, flag: string): string | undefined {
   return value;
 }
 
-/** The pod's hostname file seen through /proc/PID/root; undefined when unreadable. */
-function podHostname(pid: number): string | undefined {
-  try {
-    const name = readFileSync(`/proc/${pid}/root/etc/hostname`, 'utf8').trim();
-    return name === '' ? undefined : name;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The namespace to enter (undefined: stay) and where discovery reads the pod's files. */
 export function podTargetFromFlags(values: PodTargetValues): { target: NetnsTarget | undefined; discover: DiscoverOptions } {
   const netnsPath = nonEmpty(values.netns, '--netns');
   const pidText = nonEmpty(values.pid, '--pid');
   if (netnsPath !== undefined && pidText !== undefined) throw new InputError('--pid', 'give either --netns or --pid, not both');
   const pid = pidText !== undefined ? parsePid(pidText) : undefined;
-  const root = pid !== undefined ? `/proc/${pid}/root` : '';
-  const hostname = nonEmpty(values.hostname, '--hostname') ?? (pid !== undefined ? podHostname(pid) : undefined);
+  // With --pid the pod's own files are read beneath /proc/PID/root (discover.ts readPodFile: no link out of the pod's
+  // root is followed, regular files only, size-capped); a path given by flag is the caller's and read as given.
+  const hostname = nonEmpty(values.hostname, '--hostname');
+  const resolvConfPath = nonEmpty(values['resolv-conf'], '--resolv-conf');
+  const networkStatusPath = nonEmpty(values['network-status'], '--network-status');
+  const networkInfoPath = nonEmpty(values['network-info'], '--network-info');
   const discover: DiscoverOptions = {
-    resolvConfPath: nonEmpty(values['resolv-conf'], '--resolv-conf') ?? `${root}${DEFAULT_RESOLV_CONF}`,
-    networkStatusPath: nonEmpty(values['network-status'], '--network-status') ?? `${root}${DEFAULT_NETWORK_STATUS}`,
-    networkInfoPath: nonEmpty(values['network-info'], '--network-info') ?? `${root}${DEFAULT_NETWORK_INFO}`,
+    ...(pid !== undefined ? { podRoot: `/proc/${pid}/root` } : {}),
+    ...(resolvConfPath !== undefined ? { resolvConfPath } : {}),
+    ...(networkStatusPath !== undefined ? { networkStatusPath } : {}),
+    ...(networkInfoPath !== undefined ? { networkInfoPath } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
   };
   const target: NetnsTarget | undefined = netnsPath !== undefined ? { netnsPath } : pid !== undefined ? { pid } : undefined;

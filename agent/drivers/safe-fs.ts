@@ -146,7 +146,9 @@ export function openAt(dirfd: number, name: string, flags: number, mode = 0, sho
   checkName(name, shown);
   const fd = libc().openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) {
-    const code = errnoName();
+    let code = errnoName();
+    // O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR: name it for what it is.
+    if (code === 'ENOTDIR' && statAt(dirfd, name)?.isSymbolicLink() === true) code = 'ELOOP';
     throw new SafeFsError(code, shown, reasonOf(code, 'single'));
   }
   return fd;
@@ -345,7 +347,11 @@ export function readFileBeneath(dirfd: number, relative: string, options: ReadOp
 }
 
 
-/** Reads a regular file at a path the caller trusts (its own flag), with the same checks as readFileBeneath. */
+/**
+ * Reads a file at a path the caller trusts (its own flag or default), bounded: O_NONBLOCK (a FIFO cannot block the
+ * open or a read: no writer reads as empty, a writer with nothing written is refused) and at most maxBytes (so
+ * /dev/zero is refused, /dev/null reads as empty). null when it does not exist.
+ */
 export function readTrustedFile(path: string, maxBytes: number): string | null {
   let fd: number;
   try {
@@ -356,7 +362,27 @@ export function readTrustedFile(path: string, maxBytes: number): string | null {
     throw new SafeFsError(code, path, reasonOf(code, 'single'));
   }
   try {
-    return readRegularFd(fd, maxBytes, path).toString('utf8');
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw new SafeFsError('EISDIR', path, 'a directory, not a file');
+    const buf = Buffer.allocUnsafe(Math.min(maxBytes + 1, Math.max(stat.size + 1, 4096)));
+    let chunks: Buffer[] = [];
+    let length = 0;
+    for (;;) {
+      let got: number;
+      try {
+        got = readSync(fd, buf, 0, Math.min(buf.length, maxBytes + 1 - length), null);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+        throw new SafeFsError(code, path, code === 'EAGAIN' ? 'nothing to read yet (a FIFO or socket?): not waited for' : `read failed (${code})`);
+      }
+      if (got === 0) break;
+      chunks.push(Buffer.from(buf.subarray(0, got)));
+      length += got;
+      if (length > maxBytes) throw new SafeFsError('EFBIG', path, `larger than ${maxBytes} bytes (not read)`);
+    }
+    const text = Buffer.concat(chunks, length).toString('utf8');
+    chunks = [];
+    return text;
   } finally {
     closeSync(fd);
   }

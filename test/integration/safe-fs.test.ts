@@ -1,5 +1,5 @@
 // The safe file primitives (agent/drivers/safe-fs.ts) on a real filesystem, with openat2 and with the openat walk: symlinks at every component, FIFOs, devices, oversize files, dangling links, O_EXCL collisions.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -253,12 +253,27 @@ describe('writing beneath a descriptor', () => {
 });
 
 describe('reading a trusted path', () => {
-  it('refuses /dev/zero and a FIFO without blocking, and caps the size', () => {
+  it('is bounded: /dev/zero is refused at the cap, /dev/null and a FIFO without a writer read as empty, never blocking', () => {
     const f = track(fixture());
-    expect(refusal(() => readTrustedFile('/dev/zero', 4096)).message).toBe('/dev/zero: a character device, not a regular file (not read)');
+    expect(refusal(() => readTrustedFile('/dev/zero', 4096)).message).toBe('/dev/zero: larger than 4096 bytes (not read)');
+    expect(readTrustedFile('/dev/null', 4096)).toBe('');
     expect(spawnSync('mkfifo', [join(f.dir, 'fifo')]).status).toBe(0);
-    expect(refusal(() => readTrustedFile(join(f.dir, 'fifo'), 4096)).code).toBe('EINVAL');
+    expect(readTrustedFile(join(f.dir, 'fifo'), 4096)).toBe('');
     expect(readTrustedFile(join(f.dir, 'missing'), 4096)).toBeNull();
     expect(readTrustedFile(f.secret, 4096)).toBe('host secret\n');
+    expect(refusal(() => readTrustedFile(f.dir, 4096)).code).toBe('EISDIR');
+  });
+
+  it('a FIFO with a writer that writes nothing is refused, not waited for', async () => {
+    const f = track(fixture());
+    const fifo = join(f.dir, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const writer = spawn('sh', ['-c', `exec 3<>"${fifo}"; echo open; sleep 30`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise<void>((resolve) => writer.stdout.once('data', () => resolve()));
+      expect(refusal(() => readTrustedFile(fifo, 4096)).message).toBe(`${fifo}: nothing to read yet (a FIFO or socket?): not waited for`);
+    } finally {
+      writer.kill('SIGKILL');
+    }
   });
 });
