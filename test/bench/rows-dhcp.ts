@@ -18,11 +18,12 @@ import { skipped, type Row } from './table.js';
 const RELAY_IP = '10.0.2.50';
 const SERVER_IP = '10.0.2.1';
 
-interface DhcpSide {
-  readonly name: 'serve' | 'dnsmasq';
+export interface DhcpSide {
+  readonly name: string;
   readonly pod: BenchPod;
   readonly relay: Netns;
-  readonly server: ChildProcess;
+  /** The serving process (its pid is pinned to CPUs). */
+  readonly server: { readonly pid?: number | undefined };
   cleanup(): Promise<void>;
 }
 
@@ -42,7 +43,7 @@ async function plumbedPod(env: BenchEnv, secondaries: number): Promise<{ pod: Be
   }
 }
 
-async function relayOn(pod: BenchPod): Promise<Netns> {
+export async function relayOn(pod: BenchPod): Promise<Netns> {
   const relay = await makeNetns('brelay');
   await pod.pod.execOk(['ip', 'link', 'add', 'vrelay', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', relay.name]);
   await pod.pod.execOk(['ip', 'link', 'set', 'vrelay', 'master', 'k6t-eth0', 'up']);
@@ -83,7 +84,7 @@ async function serveSide(env: BenchEnv, secondaries = 0): Promise<DhcpSide & { s
   return { name: 'serve', pod, relay, server, stateDir, cleanup };
 }
 
-async function dnsmasqSide(env: BenchEnv): Promise<DhcpSide> {
+export async function dnsmasqSide(env: BenchEnv): Promise<DhcpSide> {
   const { pod } = await plumbedPod(env, 0);
   const relay = await relayOn(pod);
   // A pool of 253 addresses, so every perfdhcp client (-R 200) can get one; the DORA client's one MAC always gets .2.
@@ -106,7 +107,7 @@ async function dnsmasqSide(env: BenchEnv): Promise<DhcpSide> {
 }
 
 /** Runs `count` DORAs from the relay netns; `clientCpu` pins the client process to one CPU (null: the scheduler's choice). */
-async function dora(side: DhcpSide, count: number, clientCpu: number | null = null, clientWarmUp = 0): Promise<{ latenciesMs: number[]; lost: number }> {
+export async function dora(side: DhcpSide, count: number, clientCpu: number | null = null, clientWarmUp = 0): Promise<{ latenciesMs: number[]; lost: number }> {
   const client = join(process.cwd(), 'test/bench/dora_client.py');
   const pin = clientCpu === null ? [] : ['taskset', '-c', String(clientCpu)];
   const r = await side.relay.exec([...pin, 'python3', client, SERVER_IP, RELAY_IP, String(count), CLIENT_MAC, String(clientWarmUp)], { timeoutMs: 600_000 });
@@ -121,7 +122,7 @@ async function dora(side: DhcpSide, count: number, clientCpu: number | null = nu
  * different CPUs: each wake-up crosses CPUs). Unpinned rounds therefore mix two distributions in proportions that
  * differ between the servers by chance; the pinned placements measure each case for both servers alike.
  */
-interface Placement {
+export interface Placement {
   readonly name: string;
   readonly serverCpu: number | null;
   readonly clientCpu: number | null;
@@ -129,7 +130,7 @@ interface Placement {
   readonly judged: boolean;
 }
 
-function placements(): Placement[] {
+export function placements(): Placement[] {
   const unpinned: Placement = { name: 'unpinned (scheduler\'s choice)', serverCpu: null, clientCpu: null, judged: false };
   if (availableParallelism() < 2) return [unpinned];
   return [
@@ -140,7 +141,7 @@ function placements(): Placement[] {
 }
 
 /** Moves every thread of a running server to `cpu`, or lets it run anywhere again (null). */
-async function pinServer(side: DhcpSide, cpu: number | null): Promise<void> {
+export async function pinServer(side: DhcpSide, cpu: number | null): Promise<void> {
   const cpus = cpu === null ? `0-${availableParallelism() - 1}` : String(cpu);
   await runOk(['taskset', '-a', '-p', '-c', cpus, String(side.server.pid ?? 0)]);
 }
@@ -149,9 +150,9 @@ async function pinServer(side: DhcpSide, cpu: number | null): Promise<void> {
  * DORAs per measured round (one client process each), per side before the first round (not measured: the server's
  * warm-up), and at the start of every client process (not measured: the client's own start-up).
  */
-const DORAS_PER_ROUND = 1000;
-const WARM_UP_DORAS = 300;
-const CLIENT_WARM_UP_DORAS = 50;
+export const DORAS_PER_ROUND = 1000;
+export const WARM_UP_DORAS = 300;
+export const CLIENT_WARM_UP_DORAS = 50;
 /** The DORA client's MAC. */
 const CLIENT_MAC = '02:be:0c:00:00:01';
 
@@ -165,7 +166,7 @@ function rss(pid: number): { totalKb: number; anonKb: number; fileKb: number } {
 const mib = (kb: number): string => `${(kb / 1024).toFixed(1)} MiB`;
 const parts = (r: { anonKb: number; fileKb: number }): string => `anon ${mib(r.anonKb)} + file ${mib(r.fileKb)}`;
 
-interface PerfResult {
+export interface PerfResult {
   readonly rate: number;
   readonly dropPct: number;
   readonly sent: number;
@@ -174,9 +175,9 @@ interface PerfResult {
 }
 
 /** perfdhcp's simulated clients: within dnsmasq's pool, so both servers can answer every one. */
-const PERFDHCP_CLIENTS = 200;
+export const PERFDHCP_CLIENTS = 200;
 
-async function perfdhcp(side: DhcpSide, rate: number, seconds: number): Promise<PerfResult> {
+export async function perfdhcp(side: DhcpSide, rate: number, seconds: number): Promise<PerfResult> {
   // -W: after the run, wait 1 s for the replies still in flight (perfdhcp's default, 0, counts the last exchanges
   // of every run as drops: 1 of 10,000 for both servers in an otherwise clean run).
   const args = ['perfdhcp', '-4', '-l', 'eth0', '-r', String(rate), '-R', String(PERFDHCP_CLIENTS), '-p', String(seconds), '-W', '1000000'];
@@ -198,7 +199,7 @@ const children = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
-function track(child: ChildProcess): ChildProcess {
+export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.on('exit', () => children.delete(child));
   return child;

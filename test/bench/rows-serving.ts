@@ -13,11 +13,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runSetup } from '../../agent/apply/setup.js';
 import { createNetlinkDriver } from '../../agent/drivers/netlink-driver.js';
-import { run, waitFor } from '../helpers/netns.js';
+import { deleteNetns, run, waitFor } from '../helpers/netns.js';
 import { startServeMany, type ServeMany } from '../helpers/serve-many-client.js';
 import { benchVmi, makeBenchPod, type BenchPod } from './pods.js';
 import { shippedProgram, type BenchEnv } from './rows-setup.js';
-import { median } from './stats.js';
+import { CLIENT_WARM_UP_DORAS, DORAS_PER_ROUND, PERFDHCP_CLIENTS, WARM_UP_DORAS, dnsmasqSide, dora, perfdhcp, pinServer, placements, relayOn, type DhcpSide } from './rows-dhcp.js';
+import { describeStalls, watchStalls } from './stalls.js';
+import { interleave, median, quantile } from './stats.js';
 import { skipped, type Row } from './table.js';
 
 /** Attachments the many-VM figure is taken with (one more than the per-VM divisor). */
@@ -110,6 +112,75 @@ async function addAll(server: ServeMany, pods: readonly ServedPod[], from: numbe
   }
 }
 
+const ms = (v: number): string => `${v.toFixed(3)} ms`;
+
+/**
+ * DORA latency against one attachment of a process serving 101, vs dnsmasq serving one pod (rows-dhcp.ts's
+ * topology, client and placements), then perfdhcp at 2000/s against that attachment while the others idle.
+ */
+async function dhcpAtScale(env: BenchEnv, serverPid: number, pod: BenchPod): Promise<Row[]> {
+  const rows: Row[] = [];
+  if ((await run(['dnsmasq', '--version'])).code !== 0) return [skipped(`DHCP DORA with ${MANY} attachments vs dnsmasq`, '≤ 1.2×', 'dnsmasq is not installed')];
+  const relay = await relayOn(pod);
+  const ours: DhcpSide = { name: 'ours', pod, relay, server: { pid: serverPid }, cleanup: () => deleteNetns(relay.name) };
+  let dnsmasq: DhcpSide | undefined;
+  try {
+    dnsmasq = await dnsmasqSide(env);
+    const sides = [ours, dnsmasq];
+    for (const side of sides) await dora(side, WARM_UP_DORAS);
+    const everyOurs: number[] = [];
+    for (const placement of placements()) {
+      for (const side of sides) await pinServer(side, placement.serverCpu);
+      const all = new Map<string, number[]>();
+      const lost = new Map<string, number>();
+      const stalls = watchStalls();
+      await interleave(
+        sides.map((side) => ({
+          name: side.name,
+          run: async () => {
+            const r = await dora(side, DORAS_PER_ROUND, placement.clientCpu, CLIENT_WARM_UP_DORAS);
+            all.set(side.name, [...(all.get(side.name) ?? []), ...r.latenciesMs]);
+            lost.set(side.name, (lost.get(side.name) ?? 0) + r.lost);
+            return median(r.latenciesMs);
+          },
+        })),
+        env.rounds,
+      );
+      const o = all.get('ours') ?? [];
+      const d = all.get(dnsmasq.name) ?? [];
+      everyOurs.push(...o);
+      rows.push({
+        what: `DHCP DORA p50, one attachment of a process serving ${MANY}, ${placement.name}, vs dnsmasq serving one`,
+        agent: ms(median(o)),
+        baseline: ms(median(d)),
+        ratio: median(o) / median(d),
+        target: placement.judged ? '≤ 1.2×' : '-',
+        met: placement.judged ? median(o) <= 1.2 * median(d) : null,
+        note: `p99 ours ${ms(quantile(o, 0.99))}, dnsmasq ${ms(quantile(d, 0.99))}; lost: ours ${lost.get('ours') ?? 0}, dnsmasq ${lost.get(dnsmasq.name) ?? 0} of ${DORAS_PER_ROUND * env.rounds} each; ${describeStalls(stalls.stop())}`,
+      });
+    }
+    for (const side of sides) await pinServer(side, null);
+    rows.push({ what: `DHCP DORA p99 (every placement), one attachment of ${MANY}`, agent: ms(quantile(everyOurs, 0.99)), baseline: '-', ratio: null, target: '≤ 1 ms', met: quantile(everyOurs, 0.99) <= 1 });
+    if ((await run(['perfdhcp', '-h'])).code !== -1) {
+      const stalls = watchStalls();
+      const p = await perfdhcp(ours, 2000, 5);
+      rows.push({
+        what: `perfdhcp -r 2000 -R ${PERFDHCP_CLIENTS} for 5 s against one attachment while ${MANY - 1} idle: drops`,
+        agent: `${p.dropPct.toFixed(2)} % (${p.rate.toFixed(0)}/s)`,
+        baseline: '-',
+        ratio: null,
+        target: '0 % drops',
+        met: p.dropPct === 0,
+        note: `packets answered / sent: ${p.received}/${p.sent}; ${describeStalls(stalls.stop())}`,
+      });
+    }
+  } finally {
+    await ours.cleanup().catch(() => undefined);
+    await dnsmasq?.cleanup().catch(() => undefined);
+  }
+  return rows;
+}
+
 export async function servingRows(env: BenchEnv): Promise<Row[]> {
   const memoryRow = `memory per served VM: one process serving ${MANY} vs 1 attachments, vs a serve process per VM`;
   const pods: ServedPod[] = [];
@@ -143,7 +214,7 @@ export async function servingRows(env: BenchEnv): Promise<Row[]> {
     const perVmTotal = (second.server - first.server) / (MANY - 1);
     const perVmHeap = (second.serverHeap - first.serverHeap) / (MANY - 1);
     const servePss = median([first.serve, second.serve]);
-    return [
+    const rows: Row[] = [
       {
         what: memoryRow,
         agent: `${kib(perVm)} per VM`,
@@ -157,6 +228,9 @@ export async function servingRows(env: BenchEnv): Promise<Row[]> {
           `V8 heap in use after a full GC ${mib(first.serverHeap)} → ${mib(second.serverHeap)} (${kib(perVmHeap)} per VM); one serve process ${mib(first.serve)} / ${mib(second.serve)} at the same two moments; serve is ${(servePss / perVm).toFixed(0)}× the per-VM cost`,
       },
     ];
+    serve.kill('SIGKILL');
+    rows.push(...(await dhcpAtScale(env, server.pid, pods[Math.floor(pods.length / 2)]!.pod)));
+    return rows;
   } catch (error) {
     return [skipped(memoryRow, '≤ 128 KiB per VM', `failed: ${error instanceof Error ? error.message : String(error)}`.slice(0, 400))];
   } finally {
