@@ -102,21 +102,33 @@ function checkIfname(ifname: string): void {
   }
 }
 
+/**
+ * A field the way Go's encoding/json finds it: the exact key, else any key equal to it ignoring case. containerd 1.6
+ * (go-cni's PortMapping has no json tags) sends portMappings as {"HostPort","ContainerPort","Protocol","HostIP"},
+ * which the Go plugins (portmap) accept for that reason.
+ */
+function goField(object: Record<string, unknown>, key: string): unknown {
+  if (key in object) return object[key];
+  const lower = key.toLowerCase();
+  for (const [k, v] of Object.entries(object)) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
 function parsePortMappings(value: unknown): PortMapping[] {
   if (value === undefined) return [];
   const field = 'runtimeConfig.portMappings';
   if (!Array.isArray(value)) throw badConf(field, 'must be an array');
   return value.map((entry: unknown, i) => {
     if (!isObject(entry)) throw badConf(`${field}[${i}]`, 'must be an object');
-    const port = entry['containerPort'];
+    const port = goField(entry, 'containerPort');
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
       throw badConf(`${field}[${i}].containerPort`, `must be a port number 1-65535, got ${JSON.stringify(port)}`);
     }
-    const protocolText = entry['protocol'] ?? 'tcp';
+    const protocolText = goField(entry, 'protocol') ?? 'tcp';
     if (typeof protocolText !== 'string' || !['tcp', 'udp', 'sctp'].includes(protocolText.toLowerCase())) {
       throw badConf(`${field}[${i}].protocol`, `must be tcp, udp or sctp, got ${JSON.stringify(protocolText)}`);
     }
-    const hostPort = entry['hostPort'];
+    const hostPort = goField(entry, 'hostPort');
     if (hostPort !== undefined && (typeof hostPort !== 'number' || !Number.isInteger(hostPort))) {
       throw badConf(`${field}[${i}].hostPort`, 'must be an integer');
     }
@@ -150,6 +162,28 @@ function optionalString(object: Record<string, unknown>, key: string, field = ke
   if (value === undefined) return null;
   if (typeof value !== 'string' || value === '') throw badConf(field, 'must be a non-empty string');
   return value;
+}
+
+/**
+ * The capabilities the runtime filled in. DEL and GC undo from the recorded state and never use them: a value ADD
+ * refused must not fail the runtime's clean-up DEL too (libcni stops the chain's DEL at the first failing plugin, so
+ * the sandbox would be left half torn down, containerd marks it SANDBOX_UNKNOWN).
+ */
+function parseRuntimeConfig(value: unknown, command: CniCommand): Pick<NetConf, 'portMappings' | 'mac' | 'podAnnotations'> {
+  try {
+    if (value !== undefined && !isObject(value)) throw badConf('runtimeConfig', 'must be an object');
+    const rc = isObject(value) ? value : {};
+    const mac = optionalString(rc, 'mac', 'runtimeConfig.mac');
+    if (mac !== null && !MAC.test(mac)) throw badConf('runtimeConfig.mac', `not a MAC address: ${JSON.stringify(mac)}`);
+    return {
+      portMappings: parsePortMappings(rc['portMappings']),
+      mac,
+      podAnnotations: parseStringMap(rc['io.kubernetes.cri.pod-annotations'], 'runtimeConfig["io.kubernetes.cri.pod-annotations"]'),
+    };
+  } catch (error) {
+    if (command === 'DEL' || command === 'GC') return { portMappings: [], mac: null, podAnnotations: {} };
+    throw error;
+  }
 }
 
 /** The network configuration on stdin. Malformed JSON is code 6, a bad field code 7, an unknown version code 1. */
@@ -196,12 +230,7 @@ export function parseNetConf(stdin: string, command: CniCommand): NetConf {
   }
   const spoof = raw['spoofProtection'];
   if (spoof !== undefined && typeof spoof !== 'boolean') throw badConf('spoofProtection', 'must be true or false');
-  const runtimeConfig = raw['runtimeConfig'];
-  if (runtimeConfig !== undefined && !isObject(runtimeConfig)) throw badConf('runtimeConfig', 'must be an object');
-  const rc = isObject(runtimeConfig) ? runtimeConfig : {};
-  const mac = optionalString(rc, 'mac', 'runtimeConfig.mac');
-  if (mac !== null && !MAC.test(mac)) throw badConf('runtimeConfig.mac', `not a MAC address: ${JSON.stringify(mac)}`);
-
+  const runtime = parseRuntimeConfig(raw['runtimeConfig'], command);
   return {
     cniVersion,
     name,
@@ -209,9 +238,7 @@ export function parseNetConf(stdin: string, command: CniCommand): NetConf {
     binding,
     spoofProtection: spoof === true,
     logicNetworkName,
-    portMappings: parsePortMappings(rc['portMappings']),
-    mac,
-    podAnnotations: parseStringMap(rc['io.kubernetes.cri.pod-annotations'], 'runtimeConfig["io.kubernetes.cri.pod-annotations"]'),
+    ...runtime,
     // DEL and GC work from the recorded state only: a malformed prevResult must not stop the chain's DEL.
     prevResult: raw['prevResult'] === undefined || command === 'DEL' || command === 'GC' ? null : parsePrevResult(raw['prevResult']),
     validAttachments: parseValidAttachments(raw['cni.dev/valid-attachments']),

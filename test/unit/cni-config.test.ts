@@ -82,6 +82,18 @@ describe('configuration and environment', () => {
     expect(parseNetConf(JSON.stringify({ ...BASE, binding: 'nonsense' }), 'DEL').binding).toBeNull();
   });
 
+  it("reads containerd 1.6's portMappings keys as Go does (case-insensitively: go-cni sends HostPort, ContainerPort, Protocol, HostIP)", () => {
+    const conf = parseNetConf(JSON.stringify({ ...BASE, runtimeConfig: { portMappings: [{ HostPort: 8080, ContainerPort: 80, Protocol: 'tcp', HostIP: '' }, { HostPort: 5353, ContainerPort: 53, Protocol: 'udp', HostIP: '' }] } }), 'ADD');
+    expect(conf.portMappings).toEqual([{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }, { hostPort: 5353, containerPort: 53, protocol: 'udp' }]);
+  });
+
+  it('ADD refuses a bad runtimeConfig value, the clean-up DEL (and GC) of the same configuration goes on without it', () => {
+    const text = JSON.stringify({ ...BASE, runtimeConfig: { portMappings: [{ port: 80 }], mac: 'nope' } });
+    expect(specError(() => parseNetConf(text, 'ADD'))).toMatchObject({ code: 7, message: expect.stringMatching(/^runtimeConfig\./) });
+    expect(parseNetConf(text, 'DEL')).toMatchObject({ portMappings: [], mac: null, podAnnotations: {} });
+    expect(parseNetConf(text, 'GC')).toMatchObject({ portMappings: [] });
+  });
+
   it('checks the environment per command (code 4)', () => {
     const env = { CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/p', CNI_IFNAME: 'eth0' };
     const conf = JSON.stringify(BASE);
