@@ -11,24 +11,14 @@ const BINDING_FIELD: Readonly<Record<ChainedBinding, string>> = { bridge: 'bridg
 
 /**
  * The VMI for one attachment: one interface on the pod network, named by status.interfaces to CNI_IFNAME, with the
- * capabilities mapped: portMappings → masquerade ports (containerPort), mac → macAddress, the pod annotation → the
- * spoof-protection annotation. runtimeUser 0: the state and the tap belong to root (the VM runtime, not virt-launcher).
+ * capabilities mapped: mac → macAddress, the pod annotation → the spoof-protection annotation. portMappings do not
+ * become masquerade `ports` (which would forward only those): a kubelet passes only the container ports that have a
+ * hostPort, while Services reach every container port on the pod IP; so masquerade forwards all ports, KubeVirt's
+ * behaviour for an interface without `ports` (hostPorts are the job of the portmap plugin in the node). runtimeUser 0: the state and the tap belong to root (the VM runtime, not virt-launcher).
  */
 export function chainedVmi(conf: NetConf, binding: ChainedBinding, key: string, containerId: string, ifname: string): Record<string, unknown> {
   const iface: Record<string, unknown> = { name: CHAINED_NETWORK, [BINDING_FIELD[binding]]: {} };
   if (conf.mac !== null) iface['macAddress'] = conf.mac.toLowerCase();
-  if (binding === 'masquerade' && conf.portMappings.length > 0) {
-    const seen = new Set<string>();
-    const ports: { port: number; protocol: string }[] = [];
-    for (const mapping of conf.portMappings) {
-      const protocol = mapping.protocol.toUpperCase();
-      const id = `${protocol}/${mapping.containerPort}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      ports.push({ port: mapping.containerPort, protocol });
-    }
-    iface['ports'] = ports;
-  }
   const annotations: Record<string, string> = {};
   const spoof = conf.podAnnotations[SPOOF_PROTECTION_ANNOTATION];
   if (spoof !== undefined) annotations[SPOOF_PROTECTION_ANNOTATION] = spoof;

@@ -135,7 +135,7 @@ describe('prevResult and results', () => {
     expect(convertResult('1.0.0', renderResult('0.4.0', body))['ips']).toEqual([{ address: 'fd10::2/120', interface: 0 }]);
   });
 
-  it('maps the capabilities onto the VMI: containerPort → masquerade port, mac → macAddress, the annotation', () => {
+  it('maps the capabilities onto the VMI: mac → macAddress, the annotation; portMappings restrict no port (a kubelet passes only those with a hostPort)', () => {
     const conf = parseNetConf(
       JSON.stringify({
         ...BASE,
@@ -148,7 +148,7 @@ describe('prevResult and results', () => {
       'ADD',
     );
     const vmi = chainedVmi(conf, 'masquerade', 'key', 'cid', 'eth0') as { metadata: { annotations: object }; spec: { domain: { devices: { interfaces: object[] } } } };
-    expect(vmi.spec.domain.devices.interfaces).toEqual([{ name: 'default', masquerade: {}, macAddress: '02:aa:00:00:00:01', ports: [{ port: 80, protocol: 'TCP' }, { port: 53, protocol: 'UDP' }] }]);
+    expect(vmi.spec.domain.devices.interfaces).toEqual([{ name: 'default', masquerade: {}, macAddress: '02:aa:00:00:00:01' }]);
     expect(vmi.metadata.annotations).toEqual({ 'virt-net-agent.kubevirt.io/spoof-protection': 'true' });
   });
 
