@@ -1,8 +1,8 @@
 // A private containerd 1.6 (Debian 12) with its CRI plugin for tests and benchmarks, driven as a kubelet drives it, torn down completely.
 //
 // Everything lives in a mkdtemp: containerd's config, root, state, socket, runc root, the CNI bin dir (Debian's
-// reference plugins + ours installed by scripts/install-cni.sh) and conf dir, host-local's leases, our agent's state
-// root and its config file. containerd runs in a test "node" netns (nsenter --net; it keeps the host's mount
+// reference plugins + ours installed by scripts/install-cni.sh) and conf dir, host-local's leases, our agent's
+// trusted configuration file (agent/cni/agent-config.ts) and the state root it names. containerd runs in a test "node" netns (nsenter --net; it keeps the host's mount
 // namespace), so the CNI bridge, the pods' veths and portmap's iptables chains live there; the sandboxes' netns bind
 // mounts stay under its state dir (netns_mounts_under_state_dir). The pause image is built here and imported with
 // `ctr images import`. Facts of this machine the config handles: runc needs restrict_oom_score_adj (root lacks
@@ -132,11 +132,11 @@ export function portmapPlugin(): object {
 }
 
 /** Our plugin chained with a binding, asking for the capabilities containerd fills in. */
-export function agentPlugin(c: Containerd, binding: 'masquerade' | 'bridge' | 'passt', type = 'virt-net-agent'): object {
+export function agentPlugin(_c: Containerd, binding: 'masquerade' | 'bridge' | 'passt', type = 'virt-net-agent'): object {
+  // No host path here: the state root comes from the instance's agent configuration (c.agentConfig).
   return {
     type,
     binding,
-    stateDir: c.stateRoot,
     capabilities: { portMappings: true, 'io.kubernetes.cri.pod-annotations': true },
   };
 }
@@ -235,7 +235,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
   const dir = mkdtempSync(join(tmpdir(), 'vna-cri-'));
   const p = (...parts: string[]): string => join(dir, ...parts);
   const dirs = { root: p('root'), state: p('state'), socket: p('containerd.sock'), runc: p('runc'), bin: p('cni-bin'), conf: p('cni-conf') };
-  for (const d of [dirs.root, dirs.state, dirs.runc, dirs.bin, dirs.conf, p('ipam'), p('agent', 'state'), p('logs'), p('plugin-log'), p('pods')]) mkdirSync(d, { recursive: true });
+  for (const d of [dirs.root, dirs.state, dirs.runc, dirs.bin, dirs.conf, p('ipam'), p('agent'), p('logs'), p('plugin-log'), p('pods')]) mkdirSync(d, { recursive: true });
   const octet = 1 + ((randomBytes(1)[0] ?? 0) % 250);
   let node: Netns | undefined;
   let containerd: Proc | undefined;
@@ -435,7 +435,9 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     node = await makeNetns(`cri${tagBase}`.slice(0, 12));
     // The CNI bin dir: the reference plugins, ours installed as an operator does.
     for (const plugin of readdirSync(REFERENCE_PLUGINS)) symlinkSync(join(REFERENCE_PLUGINS, plugin), join(dirs.bin, plugin));
-    await runOk([join(REPO, 'scripts/install-cni.sh'), dirs.bin, '--socket', self.agentSocket], { timeoutMs: 60_000 });
+    // The node's trusted agent configuration (what the DaemonSet's ConfigMap holds): state root and socket here.
+    writeFileSync(self.agentConfig, `stateRoot: ${self.stateRoot}\nsocket: ${self.agentSocket}\n`, { mode: 0o644 });
+    await runOk([join(REPO, 'scripts/install-cni.sh'), dirs.bin, '--socket', self.agentSocket, '--config', self.agentConfig], { timeoutMs: 60_000 });
     if (opts.logInvocations === true) {
       writeFileSync(
         join(dirs.bin, 'vna-logged'),
@@ -445,7 +447,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     }
     writeConflist(opts.plugins(self));
     if (opts.daemon !== false) {
-      daemon = spawnLogged(['nsenter', `--net=${node.path}`, join(dirs.bin, 'virt-net-agent.d', 'virt-net-agent'), 'cni-daemon', '--socket', self.agentSocket], p('logs', 'cni-daemon.err'));
+      daemon = spawnLogged(['nsenter', `--net=${node.path}`, join(dirs.bin, 'virt-net-agent.d', 'virt-net-agent'), 'cni-daemon', '--config', self.agentConfig], p('logs', 'cni-daemon.err'));
       track(daemon);
       const d = daemon;
       await waitFor(async () => {
