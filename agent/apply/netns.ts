@@ -14,15 +14,24 @@
 //   * openNetnsScope() is the in-process alternative used by tests and tools that must stay in their own namespace:
 //     scope.run(fn) switches the main thread into the target, runs fn synchronously, and switches back before any other
 //     JavaScript can run. A netlink socket created inside run() stays bound to the target for its whole life.
+//   * Every target is checked before use (agent/drivers/netns-check.ts): opened non-blocking, it must be on nsfs, a
+//     network namespace, and not the node's own (PID 1's); a FIFO, a regular file or /proc/1/ns/net is an InputError
+//     naming the flag, never a hang or a change to the node.
 import { closeSync, openSync } from 'node:fs';
 import { InputError } from '../plan/errors.js';
 import { CLONE_NEWNET, libc } from '../drivers/libc.js';
 import { errnoName, KernelError } from '../drivers/kernel-error.js';
+import { openNetnsChecked } from '../drivers/netns-check.js';
 
 /** Which namespace: a bind-mounted path (/var/run/netns/X, /proc/PID/ns/net) or a process id. */
 export interface NetnsTarget {
   readonly netnsPath?: string;
   readonly pid?: number;
+  /**
+   * Refuse the caller's own network namespace too (besides PID 1's): the CNI plugin runs in the node's namespace,
+   * so a CNI_NETNS naming its own is the node's.
+   */
+  readonly refuseOwn?: boolean;
 }
 
 /** The flag that names the target in error messages, and the path to open. */
@@ -40,17 +49,20 @@ function resolveTarget(target: NetnsTarget): { readonly field: '--netns' | '--pi
   return { field: '--netns', path: target.netnsPath };
 }
 
-/** Opens the namespace file; turns ENOENT and friends into InputErrors naming the flag. */
+/** Opens and checks the namespace file; turns ENOENT and friends, and a file that is no pod netns, into InputErrors naming the flag. */
 function openTarget(target: NetnsTarget): { readonly fd: number; readonly field: '--netns' | '--pid'; readonly path: string } {
   const { field, path } = resolveTarget(target);
   try {
-    return { fd: openSync(path, 'r'), field, path };
+    const opened = openNetnsChecked(path, target.refuseOwn === true);
+    if ('problem' in opened) throw new InputError(field, opened.problem);
+    return { fd: opened.fd, field, path };
   } catch (err) {
+    if (err instanceof InputError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
     if (code === 'ENOENT') {
       throw new InputError(field, field === '--pid' ? `no such process ${target.pid ?? ''} (${path} does not exist)` : `no such network namespace ${path}`);
     }
-    if (code === 'EACCES' || code === 'EPERM') throw new InputError(field, `permission denied opening ${path} (run as root)`);
+    if (code === 'EACCES' || code === 'EPERM') throw new InputError(field, `permission denied opening ${path} (run as root; a process with capabilities beyond ours cannot be entered)`);
     throw new InputError(field, `cannot open ${path}: ${code}`);
   }
 }

@@ -58,7 +58,9 @@ export const cniCommand: Command = {
     let outcome;
     try {
       const agent = loadAgentConfig(flag ?? env[AGENT_CONFIG_ENV]);
-      outcome = await handleCniInvocation({ env, stdin: readStdin() }, agent);
+      // stdout is the spec's answer; what the invocation reports beside it goes to stderr as a JSON line.
+      const warn = (msg: string, fields: Readonly<Record<string, unknown>>): void => void process.stderr.write(`${JSON.stringify({ level: 'warn', msg, ...fields })}\n`);
+      outcome = await handleCniInvocation({ env, stdin: readStdin() }, agent, warn);
     } catch (error) {
       if (!(error instanceof AgentError)) throw error;
       // VERSION needs no configuration; every other command refuses to act on a configuration it cannot trust.

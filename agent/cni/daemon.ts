@@ -38,8 +38,9 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const INTERNAL_ERROR_CODE = 100;
 
 export async function startCniDaemon(options: CniDaemonOptions): Promise<CniDaemon> {
-  const handler = options.handler ?? ((invocation: CniInvocation) => handleCniInvocation(invocation, options.agent));
   const log = options.logger;
+  const warn = (message: string, fields: Readonly<Record<string, unknown>>): void => log.warn(fields, message);
+  const handler = options.handler ?? ((invocation: CniInvocation) => handleCniInvocation(invocation, options.agent, warn));
   let queue: Promise<unknown> = Promise.resolve();
   let served = 0;
   let seq = 0;

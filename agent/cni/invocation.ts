@@ -10,10 +10,10 @@ import { KernelError } from '../drivers/kernel-error.js';
 import type { AgentConfig } from './agent-config.js';
 import { parseCommand, parseRequest, type CniRequest } from './config.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
-import { cniError, type CniInvocation, type CniOutcome } from './spec.js';
+import { cniError, type CniInvocation, type CniOutcome, type CniWarn } from './spec.js';
 import { versionAnswer } from './version.js';
 
-export { cniError, SUPPORTED_CNI_VERSIONS, type CniEnvironment, type CniInvocation, type CniOutcome } from './spec.js';
+export { cniError, SUPPORTED_CNI_VERSIONS, type CniEnvironment, type CniInvocation, type CniOutcome, type CniWarn } from './spec.js';
 
 /** Busy kernel resources are worth a retry (11); other kernel failures are I/O failures (5). */
 const RETRYABLE = new Set(['EBUSY', 'EAGAIN', 'EINTR']);
@@ -31,17 +31,17 @@ function toOutcome(error: unknown, cniVersion: string): CniOutcome {
 }
 
 /** The command modules load on first use: VERSION (and the daemon's start) stay cheap. */
-async function run(request: CniRequest, agent: AgentConfig): Promise<string> {
+async function run(request: CniRequest, agent: AgentConfig, warn: CniWarn): Promise<string> {
   switch (request.command) {
     case 'ADD':
       if (request.conf.logicNetworkName !== null) return (await import('./binding-plugin.js')).bindingPluginAdd(request, agent);
       return (await import('./add.js')).chainedAdd(request, request.conf.binding ?? 'masquerade', agent);
     case 'DEL':
-      return (await import('./del.js')).cniDel(request, agent);
+      return (await import('./del.js')).cniDel(request, agent, warn);
     case 'CHECK':
       return (await import('./check.js')).cniCheck(request, agent);
     case 'GC':
-      return (await import('./gc.js')).cniGc(request, agent);
+      return (await import('./gc.js')).cniGc(request, agent, warn);
     case 'STATUS':
       return (await import('./status.js')).cniStatus();
     case 'VERSION':
@@ -53,14 +53,14 @@ async function run(request: CniRequest, agent: AgentConfig): Promise<string> {
  * One invocation under the agent configuration `agent` (the admin's, loaded by the caller: the daemon once, the
  * fallback per process); nothing here reads a configuration of its own, so both deliveries behave the same.
  */
-export async function handleCniInvocation(invocation: CniInvocation, agent: AgentConfig): Promise<CniOutcome> {
+export async function handleCniInvocation(invocation: CniInvocation, agent: AgentConfig, warn: CniWarn = () => undefined): Promise<CniOutcome> {
   let cniVersion = '1.1.0';
   try {
     const command = parseCommand(invocation.env);
     if (command === 'VERSION') return { stdout: versionAnswer(), exitCode: 0 };
     const request = parseRequest(invocation.env, invocation.stdin, command);
     cniVersion = request.conf.cniVersion;
-    return { stdout: await run(request, agent), exitCode: 0 };
+    return { stdout: await run(request, agent, warn), exitCode: 0 };
   } catch (error) {
     return toOutcome(error, cniVersion);
   }

@@ -14,7 +14,7 @@ import { CNI_CODES, CniSpecError } from './errors.js';
  */
 export function openPodDriver(netns: string): KernelDriver {
   try {
-    return createNetlinkDriver({ netns: { netnsPath: netns } });
+    return createNetlinkDriver({ netns: { netnsPath: netns, refuseOwn: true } });
   } catch (error) {
     if (error instanceof InputError) throw new CniSpecError(CNI_CODES.invalidEnvironment, 'CNI_NETNS', error.message);
     throw error;

@@ -16,6 +16,12 @@ export interface CniOutcome {
   readonly exitCode: number;
 }
 
+/**
+ * Where an invocation reports what it did not do but did not fail for (a recorded namespace it refused): the
+ * daemon's log, or the fallback's stderr. The spec gives a successful DEL no way to say it.
+ */
+export type CniWarn = (message: string, fields: Readonly<Record<string, unknown>>) => void;
+
 /** The versions this plugin speaks (result and configuration formats). */
 export const SUPPORTED_CNI_VERSIONS: readonly string[] = ['0.4.0', '1.0.0', '1.1.0'];
 

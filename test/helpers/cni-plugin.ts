@@ -6,16 +6,18 @@ import type { Netns } from './netns.js';
 export interface PluginRun {
   readonly code: number;
   readonly stdout: string;
+  /** What the plugin reported beside its answer (JSON lines: a refused recorded namespace, …). */
+  readonly stderr: string;
   readonly json: Record<string, unknown> | null;
 }
 
 /**
  * Runs our plugin once in the node netns, like libcni: env + the configuration on stdin. `config` is the agent
  * configuration passed as `--config` (as the shim passes its .conf's config= line); tests that set
- * VIRT_NET_AGENT_CONFIG in `env` instead leave it out.
+ * VIRT_NET_AGENT_CONFIG in `env` instead leave it out. `wrapper` runs before it (e.g. `unshare --pid --fork`).
  */
-export async function plugin(node: Netns, env: Record<string, string>, stdin: string, config?: string): Promise<PluginRun> {
-  const argv = ['env', '-i', `PATH=${process.env['PATH'] ?? ''}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, 'cni', ...(config !== undefined ? ['--config', config] : [])];
+export async function plugin(node: Netns, env: Record<string, string>, stdin: string, config?: string, wrapper: readonly string[] = []): Promise<PluginRun> {
+  const argv = [...wrapper, 'env', '-i', `PATH=${process.env['PATH'] ?? ''}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, 'cni', ...(config !== undefined ? ['--config', config] : [])];
   const r = await node.exec(argv, { input: stdin, timeoutMs: 60_000 });
   let json: Record<string, unknown> | null = null;
   try {
@@ -23,7 +25,7 @@ export async function plugin(node: Netns, env: Record<string, string>, stdin: st
   } catch {
     json = null;
   }
-  return { code: r.code, stdout: r.stdout, json };
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr, json };
 }
 
 export function expectSpecError(run: PluginRun, code: number, msgPart: RegExp): void {
