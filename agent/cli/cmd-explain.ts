@@ -12,6 +12,10 @@ import { parsePacket } from '../explain/packet.js';
 import { renderPicture, type PictureNetwork } from '../explain/picture.js';
 import { networksFromLinks, networksFromPlan, networksFromState, traceContext } from '../explain/pod-view.js';
 import { renderTrace } from '../explain/render-trace.js';
+import { bridgedCrossing, bridgedNetwork, explainIntoOvn, routedCrossing, type Crossing, type OvnFlags } from '../explain/ovn-explain.js';
+import { checkDbAddress, DEFAULT_OVS_DB } from '../explain/ovn-lookup.js';
+import { describePacket } from '../explain/packet.js';
+import { SPOOF_TABLE } from '../../bindings/spoof-nft.js';
 import { tracePacket, type RoutingView } from '../explain/trace.js';
 import { enterNetns } from '../apply/netns.js';
 import { computePlan } from '../plan/plan.js';
@@ -27,6 +31,10 @@ const OPTIONS = {
   ...POD_TARGET_OPTIONS,
   'state-dir': { type: 'string' },
   packet: { type: 'string' },
+  'ovn-port': { type: 'string' },
+  'ovn-sb': { type: 'string' },
+  'ovn-nb': { type: 'string' },
+  'ovs-db': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -45,6 +53,13 @@ by chain, and says where it ends up and which rule sent it there, or which rule 
   --packet TEXT     PROTO SRC[:PORT] -> DST[:PORT] [in IFACE]; PROTO is tcp, udp, icmp or icmpv6; IPv6 as [addr]:port.
                     Without "in", a packet from a pod address is locally sent, any other arrives where the
                     route back to its source points.
+                    When the packet leaves through an OVN logical switch port (OVN-Kubernetes), the trace goes on
+                    with ovn-trace from that port: our ruleset, the crossing, OVN's logical flows, one verdict each.
+  --ovs-db DB       the node's OVS database (default ${DEFAULT_OVS_DB} when it exists): the pod NIC is an OVN
+                    port when its node end carries external_ids:iface-id; its ovn-remote is the Southbound database
+  --ovn-port LSP    name the logical switch port instead (with --ovn-sb)
+  --ovn-sb DB       the OVN Southbound database ovn-trace reads (unix:/PATH, tcp:HOST:PORT or ssl:HOST:PORT)
+  --ovn-nb DB       the Northbound database: adds the port's port security to the crossing
 ${POD_TARGET_USAGE}
 
 Exit status: 0 shown; 2 bad flags or input; 1 internal error.
@@ -76,6 +91,12 @@ function priorIdentities(state: AgentState | null): Record<string, PodIdentity> 
   return identities;
 }
 
+/** A logical switch port name as OVN-K makes them (namespace_pod, with dots and dashes); nothing to quote. */
+function checkPortName(name: string): string {
+  if (!/^[A-Za-z0-9_.:/-]{1,253}$/.test(name)) throw new InputError('--ovn-port', `not a logical switch port name: ${JSON.stringify(name)}`);
+  return name;
+}
+
 async function run(args: readonly string[]): Promise<number> {
   const { values, tokens } = parseArgs({ args: [...args], options: OPTIONS, strict: true, allowPositionals: false, tokens: true });
   rejectRepeatedFlags(tokens);
@@ -84,6 +105,15 @@ async function run(args: readonly string[]): Promise<number> {
     return 0;
   }
   const packet = values.packet === undefined ? null : parsePacket(values.packet);
+  const ovnFlags: OvnFlags = {
+    ...(values['ovn-port'] !== undefined ? { ovnPort: checkPortName(values['ovn-port']) } : {}),
+    ...(values['ovn-sb'] !== undefined ? { ovnSb: checkDbAddress('--ovn-sb', values['ovn-sb']) } : {}),
+    ...(values['ovn-nb'] !== undefined ? { ovnNb: checkDbAddress('--ovn-nb', values['ovn-nb']) } : {}),
+    ...(values['ovs-db'] !== undefined ? { ovsDb: checkDbAddress('--ovs-db', values['ovs-db']) } : {}),
+  };
+  if (packet === null && Object.keys(ovnFlags).length > 0) throw new InputError('--ovn-port', 'the OVN flags (--ovn-port, --ovn-sb, --ovn-nb, --ovs-db) only go with --packet');
+  if (ovnFlags.ovnPort !== undefined && ovnFlags.ovnSb === undefined) throw new InputError('--ovn-sb', '--ovn-port needs --ovn-sb (the Southbound database ovn-trace reads)');
+  const ovsDbExists = existsSync(DEFAULT_OVS_DB.slice('unix:'.length));
   const inputs = values.vmi === undefined ? null : await readPlanInputs(values, 'explain');
   const vmi: Vmi | null = inputs?.vmi ?? null;
   const state = readState(values['state-dir'] ?? DEFAULT_STATE_ROOT, inputs?.vmi);
@@ -121,8 +151,23 @@ async function run(args: readonly string[]): Promise<number> {
         routes: routes.filter((r) => r.table === 254).map((r) => ({ dst: r.dst, dev: nameOf(r.index), gw: r.gw })),
       };
       if (packet.iif !== null && !links.some((l) => l.name === packet.iif)) throw new InputError('--packet', `no interface ${packet.iif} in the pod`);
-      const trace = tracePacket(ruleset ?? { chains: [] }, view, packet);
-      out += `\n${renderTrace(trace, view, traceContext(networks, vmi, ruleset))}`;
+      const bridged = bridgedNetwork(packet, networks, view);
+      let crossing: Crossing | null;
+      let inPod: string;
+      if (bridged !== null) {
+        crossing = bridgedCrossing(packet, bridged, links);
+        const guard = ruleset?.chains.some((c) => c.family === 'bridge' && c.table === SPOOF_TABLE) ? `; the bridge-family spoof guard (table bridge ${SPOOF_TABLE}) filters it there (not traced)` : '';
+        inPod = `packet: ${describePacket(packet)}\n  arrives on ${packet.iif ?? '?'} from the guest of network ${bridged.name} (${bridged.binding} binding)\n` +
+          `  ${bridged.bridge ?? '?'} forwards the frame at layer 2 to ${bridged.nicName ?? '?'}: the pod's IP hooks (nat, filter) and routes never see it${guard}\n` +
+          `verdict: bridged out of ${bridged.nicName ?? '?'} unchanged (source ${packet.saddr}, guest MAC ${bridged.guestMac ?? '?'})\n`;
+      } else {
+        const trace = tracePacket(ruleset ?? { chains: [] }, view, packet);
+        crossing = routedCrossing(trace, view, links);
+        inPod = renderTrace(trace, view, traceContext(networks, vmi, ruleset));
+      }
+      const ourVerdict = /^verdict: (.*)$/m.exec(inPod)?.[1] ?? '?';
+      const ovn = crossing === null ? null : explainIntoOvn(packet, crossing, ovnFlags, ovsDbExists, ourVerdict);
+      out += ovn === null ? `\n${inPod}` : `\n── in the pod: virt-net-agent's ruleset and routing ──\n${inPod}${ovn}`;
     }
     process.stdout.write(out);
     return 0;

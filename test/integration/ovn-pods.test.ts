@@ -100,6 +100,9 @@ describe.skipIf(skipReason !== null)(`the agent on OVN pods${skipReason ? ` (ski
       expect(await probeUntil(guest, far.ip, 8080, `far:8080 from ${pod.ip}`)).toBe(`far:8080 from ${pod.ip}`);
       // Inbound: the pod IP is DNATed to the guest.
       expect(await ping(far.ns, pod.ip)).toBe(true);
+      const guestServer = await startServer(guest, 'guest', [8081]);
+      expect(await probeUntil(far.ns, pod.ip, 8081, `guest:8081 from ${far.ip}`)).toBe(`guest:8081 from ${far.ip}`);
+      guestServer.kill('SIGKILL');
       await serve.stop();
       serve = undefined;
       const down = await agent(['teardown', ...args]);
