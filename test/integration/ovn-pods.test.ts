@@ -102,7 +102,11 @@ describe.skipIf(skipReason !== null)(`the agent on OVN pods${skipReason ? ` (ski
       expect(await ping(far.ns, pod.ip)).toBe(true);
       const guestServer = await startServer(guest, 'guest', [8081]);
       expect(await probeUntil(far.ns, pod.ip, 8081, `guest:8081 from ${far.ip}`)).toBe(`guest:8081 from ${far.ip}`);
-      guestServer.kill('SIGKILL');
+      // Gone before the guest netns is: a live process there would keep its veth (and the pod's end) alive.
+      await new Promise((resolve) => {
+        guestServer.once('exit', resolve);
+        guestServer.kill('SIGKILL');
+      });
       await serve.stop();
       serve = undefined;
       const down = await agent(['teardown', ...args]);
