@@ -22,6 +22,8 @@ export interface DiscoverOptions {
   readonly resolvConfPath?: string;
   /** resolv.conf's content itself (the CNI plugin has it from the primary plugin's result): no file is read. */
   readonly resolvConf?: string;
+  /** false: no Multus/KubeVirt downward-API files (the CNI plugin runs on the node, whose /etc/podinfo is not the pod's). */
+  readonly readPodinfo?: boolean;
   /** Default os.hostname() (the UTS namespace of this process), or with podRoot the pod's /etc/hostname. */
   readonly hostname?: string;
   /** Multus network-status: default /etc/podinfo/network-status; a missing or empty file leaves networkStatus out. */
@@ -289,12 +291,13 @@ export async function discoverPodState(driver: DiscoveryDriver, opts: DiscoverOp
       : { text: readDefault(opts, fallback, maxBytes, resolve), path: `${opts.podRoot ?? ''}${fallback}` };
   const resolvConf = opts.resolvConf ?? read(opts.resolvConfPath, DEFAULT_RESOLV_CONF, MAX_RESOLV_CONF_BYTES, 'no-symlinks').text ?? '';
 
-  const { text: statusText, path: statusPath } = read(opts.networkStatusPath, DEFAULT_NETWORK_STATUS, MAX_PODINFO_BYTES, 'beneath');
+  const podinfo = opts.readPodinfo !== false;
+  const { text: statusText, path: statusPath } = podinfo ? read(opts.networkStatusPath, DEFAULT_NETWORK_STATUS, MAX_PODINFO_BYTES, 'beneath') : { text: null, path: '' };
   const networkStatus = statusText !== null ? parseDownwardApiJson(statusText, NETWORK_STATUS_ANNOTATION, statusPath) : undefined;
   if (networkStatus !== undefined && !Array.isArray(networkStatus)) {
     throw new InputError(statusPath, 'expected a JSON array (the Multus network-status annotation)');
   }
-  const { text: infoText, path: infoPath } = read(opts.networkInfoPath, DEFAULT_NETWORK_INFO, MAX_PODINFO_BYTES, 'beneath');
+  const { text: infoText, path: infoPath } = podinfo ? read(opts.networkInfoPath, DEFAULT_NETWORK_INFO, MAX_PODINFO_BYTES, 'beneath') : { text: null, path: '' };
   const networkInfo = infoText !== null ? parseDownwardApiJson(infoText, NETWORK_INFO_ANNOTATION, infoPath) : undefined;
 
   const state = {

@@ -354,6 +354,49 @@ export class StateDir {
   }
 }
 
+/** A VMI folder opened for a look (no symlink followed): its descriptors, and why root does not trust it (null: it does). */
+export interface OpenedStateFolder {
+  readonly rootFd: number;
+  readonly dirFd: number;
+  readonly distrust: string | null;
+  close(): void;
+}
+
+/** Opens <root>/<key> without following a symlink at the key; null when the root or the folder does not exist. */
+export function openStateFolder(root: string, key: string): OpenedStateFolder | null {
+  let rootFd: number;
+  try {
+    rootFd = openDirectory(root);
+  } catch (error) {
+    if (error instanceof SafeFsError && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) return null;
+    return asAgentError(error);
+  }
+  let dirFd: number;
+  try {
+    dirFd = openAt(rootFd, key, O_RDONLY | O_DIRECTORY, 0, join(root, key));
+  } catch (error) {
+    if (error instanceof SafeFsError && error.code === 'ENOENT') {
+      closeSync(rootFd);
+      return null;
+    }
+    if (error instanceof SafeFsError && (error.code === 'ELOOP' || error.code === 'ENOTDIR')) {
+      // Something else than a folder at the key: a descriptor of the root stands in, and nothing is read through it.
+      return { rootFd, dirFd: -1, distrust: error.code === 'ELOOP' ? 'a symbolic link' : 'not a directory', close: () => closeSync(rootFd) };
+    }
+    closeSync(rootFd);
+    return asAgentError(error);
+  }
+  return {
+    rootFd,
+    dirFd,
+    distrust: distrust(dirFd),
+    close: () => {
+      closeSync(dirFd);
+      closeSync(rootFd);
+    },
+  };
+}
+
 /**
  * What the launcher side reads from a VMI folder: serve.json, or (a folder an older version wrote, or one without a
  * launcher copy such as a CNI attachment's, read by root) the same part of state.json. Regular files only, size-capped.

@@ -1,10 +1,8 @@
 // CNI ADD, role 1 (chained): plumb the pod NIC from prevResult with the configured binding via runSetup, record, answer.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { runSetup } from '../apply/setup.js';
 import type { AgentConfig } from './agent-config.js';
 import type { CniRequest, ChainedBinding } from './config.js';
-import { attachmentDir, attachmentKey, readAttachment, removeAttachment, resolvConfText, writeAttachment } from './attachment.js';
+import { attachmentDir, attachmentKey, inspectAttachment, removeAttachment, resolvConfText, writeAttachment, type AttachmentFolder } from './attachment.js';
 import { chainedResult } from './chained-result.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
 import { attachmentDiscover, openPodDriver, pluginArch } from './pod-access.js';
@@ -21,6 +19,15 @@ export function attachmentHostname(request: CniRequest): string {
   return podNameArg(request.args) ?? request.containerId.slice(0, 12);
 }
 
+/**
+ * Whether the folder holds nothing of an earlier ADD (no record, no state): a failed ADD then removes what it made. A
+ * folder root does not own is refused (error 74): an older version's, or someone else's.
+ */
+export function isFresh(folder: AttachmentFolder): boolean {
+  if (folder.kind === 'untrusted') throw new CniSpecError(CNI_CODES.ioFailure, 'stateRoot', folder.error.message);
+  return folder.kind === 'absent' || (folder.record === null && !folder.hasState);
+}
+
 export async function chainedAdd(request: CniRequest, binding: ChainedBinding, agent: AgentConfig): Promise<string> {
   const { conf } = request;
   const prev: PrevResult | null = conf.prevResult;
@@ -30,13 +37,11 @@ export async function chainedAdd(request: CniRequest, binding: ChainedBinding, a
   const pod = podNicOf(prev, request.ifname);
   const key = attachmentKey(conf.name, request.containerId, request.ifname);
   const dir = attachmentDir(agent.stateRoot, key);
-  const fresh = readAttachment(dir) === null && !existsSync(join(dir, 'state.json'));
+  const fresh = isFresh(inspectAttachment(dir));
   const vmi = chainedVmi(conf, binding, key, request.containerId, request.ifname);
   const kubevirtConfig = chainedConfig(binding);
   const driver = openPodDriver(request.netns);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(dir, 'resolv.conf'), resolvConfText(prev.dns));
     const setup = await runSetup(driver, {
       vmi,
       config: kubevirtConfig,
@@ -45,7 +50,7 @@ export async function chainedAdd(request: CniRequest, binding: ChainedBinding, a
       spoofProtection: conf.spoofProtection,
       stateRoot: agent.stateRoot,
       launcherCopy: false,
-      discover: attachmentDiscover(dir, attachmentHostname(request)),
+      discover: attachmentDiscover(resolvConfText(prev.dns), attachmentHostname(request)),
       dryRun: false,
     });
     const [error] = setup.plan.errors;
@@ -73,7 +78,7 @@ export async function chainedAdd(request: CniRequest, binding: ChainedBinding, a
     return `${JSON.stringify(result)}\n`;
   } catch (error) {
     // Before any kernel write (no state recorded), a failed first ADD leaves no folder behind; after one, DEL needs it.
-    if (fresh && !existsSync(join(dir, 'state.json'))) removeAttachment(dir);
+    if (fresh && isFresh(inspectAttachment(dir))) removeAttachment(dir);
     throw error;
   } finally {
     driver.close();

@@ -10,13 +10,12 @@
 // same process that answers OnDefineDomain. The VMI (ports, MAC, annotations, migration) comes from the agent
 // configuration's `vmiDir` (`<vmiDir>/<namespace>/<pod>.yaml`) or the Kubernetes API (its `kubeconfig`), for the pod
 // CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME name; without either, every port is forwarded.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { runSetup } from '../apply/setup.js';
 import type { AgentConfig } from './agent-config.js';
-import { attachmentHostname } from './add.js';
-import { attachmentDir, attachmentKey, readAttachment, removeAttachment, writeAttachment } from './attachment.js';
+import { attachmentHostname, isFresh } from './add.js';
+import { attachmentDir, attachmentKey, inspectAttachment, removeAttachment, writeAttachment } from './attachment.js';
 import { bindingPluginVmi } from './binding-plugin-vmi.js';
 import type { CniRequest } from './config.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
@@ -62,13 +61,10 @@ export async function bindingPluginAdd(request: CniRequest, agent: AgentConfig):
   }
   const key = attachmentKey(conf.name, request.containerId, request.ifname);
   const dir = attachmentDir(agent.stateRoot, key);
-  const fresh = readAttachment(dir) === null && !existsSync(join(dir, 'state.json'));
+  const fresh = isFresh(inspectAttachment(dir));
   const { vmi, phase } = bindingPluginVmi(await sourceVmi(request, agent), network, key, request.args['K8S_POD_NAME']);
   const driver = openPodDriver(request.netns);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // The CNI serves no DHCP here (the sidecar does, with the pod's own resolv.conf): discovery needs none.
-    writeFileSync(join(dir, 'resolv.conf'), '');
     const setup = await runSetup(driver, {
       vmi,
       config: {},
@@ -77,7 +73,8 @@ export async function bindingPluginAdd(request: CniRequest, agent: AgentConfig):
       spoofProtection: conf.spoofProtection,
       stateRoot: agent.stateRoot,
       launcherCopy: false,
-      discover: attachmentDiscover(dir, attachmentHostname(request)),
+      // The CNI serves no DHCP here (the sidecar does, with the pod's own resolv.conf): discovery needs none.
+      discover: attachmentDiscover('', attachmentHostname(request)),
       dryRun: false,
       extraPodSysctls: SIDECAR_SYSCTLS,
     });
@@ -115,7 +112,7 @@ export async function bindingPluginAdd(request: CniRequest, agent: AgentConfig):
     });
     return `${JSON.stringify(result)}\n`;
   } catch (error) {
-    if (fresh && !existsSync(join(dir, 'state.json'))) removeAttachment(dir);
+    if (fresh && isFresh(inspectAttachment(dir))) removeAttachment(dir);
     throw error;
   } finally {
     driver.close();

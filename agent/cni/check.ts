@@ -2,7 +2,7 @@
 import { describeAction } from '../apply/kernel-actions.js';
 import { runSetup } from '../apply/setup.js';
 import { attachmentHostname } from './add.js';
-import { attachmentDir, attachmentKey, readAttachment } from './attachment.js';
+import { attachmentDir, attachmentKey, findAttachmentDir, readAttachment, resolvConfText } from './attachment.js';
 import type { AgentConfig } from './agent-config.js';
 import type { CniRequest } from './config.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
@@ -14,8 +14,7 @@ export async function cniCheck(request: CniRequest, agent: AgentConfig): Promise
   if (conf.prevResult === null) throw new CniSpecError(CNI_CODES.invalidConfig, 'prevResult', 'missing: CHECK needs the result of ADD');
   // The chained role's pod NIC is CNI_IFNAME in prevResult; role 2's (eth0) belongs to the primary CNI.
   if (conf.logicNetworkName === null) podNicOf(conf.prevResult, request.ifname);
-  const key = attachmentKey(conf.name, request.containerId, request.ifname);
-  const dir = attachmentDir(agent.stateRoot, key);
+  const dir = findAttachmentDir(agent.stateRoot, conf.name, request.containerId, request.ifname) ?? attachmentDir(agent.stateRoot, attachmentKey(conf.name, request.containerId, request.ifname));
   const record = readAttachment(dir);
   if (record === null) {
     throw new CniSpecError(CNI_CODES.unknownAttachment, 'CNI_CONTAINERID', `no attachment ${request.containerId}/${request.ifname} of network ${conf.name} was added (nothing in ${dir})`);
@@ -31,7 +30,7 @@ export async function cniCheck(request: CniRequest, agent: AgentConfig): Promise
       ...(record.podSysctls ? { extraPodSysctls: record.podSysctls } : {}),
       stateRoot: agent.stateRoot,
       launcherCopy: false,
-      discover: attachmentDiscover(dir, attachmentHostname(request)),
+      discover: attachmentDiscover(record.role === 'chained' ? resolvConfText(conf.prevResult.dns ?? {}) : '', attachmentHostname(request)),
       dryRun: true,
     });
     if (setup.plan.errors.length > 0) {

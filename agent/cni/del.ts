@@ -5,11 +5,11 @@
 // namespace, e.g. a /proc/PID/ns/net whose PID a node process reuses) is left untouched: the record is removed and
 // the refusal reported, so a DEL never deletes links outside a pod and never fails forever on a stale record.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { runTeardown } from '../apply/setup.js';
 import type { AgentConfig } from './agent-config.js';
 import type { CniRequest } from './config.js';
-import { attachmentDir, attachmentKey, readAttachment, removeAttachment, type AttachmentRecord } from './attachment.js';
+import { attachmentDir, findAttachmentDir, inspectAttachment, removeAttachment, type AttachmentRecord } from './attachment.js';
 import { CNI_CODES, CniSpecError } from './errors.js';
 import { netnsGone, openPodDriver } from './pod-access.js';
 import type { CniWarn } from './spec.js';
@@ -51,11 +51,18 @@ export async function teardownAttachment(stateRoot: string, key: string, record:
 
 export async function cniDel(request: CniRequest, agent: AgentConfig, warn: CniWarn): Promise<string> {
   const { conf } = request;
-  const key = attachmentKey(conf.name, request.containerId, request.ifname);
-  const dir = attachmentDir(agent.stateRoot, key);
-  if (!existsSync(dir)) return '';
-  const record = readAttachment(dir);
+  const dir = findAttachmentDir(agent.stateRoot, conf.name, request.containerId, request.ifname);
+  if (dir === null) return '';
+  const folder = inspectAttachment(dir);
+  if (folder.kind === 'absent') return '';
+  if (folder.kind === 'untrusted') {
+    // Not root's (an older version handed binding-plugin folders to the launcher user): nothing in it is believed or
+    // undone (the pod's namespace goes with the pod); the folder goes, read by no one.
+    removeAttachment(dir);
+    return '';
+  }
+  const { record } = folder;
   const netns = request.netns !== '' ? { path: request.netns, recorded: false } : { path: record?.netns ?? '', recorded: true };
-  await teardownAttachment(agent.stateRoot, key, record, netns, warn);
+  await teardownAttachment(agent.stateRoot, basename(dir), record, netns, warn);
   return '';
 }

@@ -1,6 +1,5 @@
 // How the plugin reaches an attachment's pod: a netlink driver bound to CNI_NETNS (the thread never moves) and discovery options.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { DiscoverOptions } from '../apply/discover.js';
 import { createNetlinkDriver } from '../drivers/netlink-driver.js';
 import type { KernelDriver } from '../drivers/kernel.js';
@@ -27,16 +26,11 @@ export function netnsGone(netns: string): boolean {
 }
 
 /**
- * Discovery for an attachment: resolv.conf is the one written from the primary plugin's DNS into the attachment's
- * folder, and no Multus/KubeVirt downward-API files (the node's /etc/podinfo is not the pod's).
+ * Discovery for an attachment: resolv.conf is the primary plugin's DNS (given as text, no file), and no Multus/KubeVirt
+ * downward-API files (the node's /etc/podinfo is not the pod's).
  */
-export function attachmentDiscover(dir: string, hostname: string): DiscoverOptions {
-  return {
-    resolvConfPath: join(dir, 'resolv.conf'),
-    hostname,
-    networkStatusPath: join(dir, 'no-network-status'),
-    networkInfoPath: join(dir, 'no-network-info'),
-  };
+export function attachmentDiscover(resolvConf: string, hostname: string): DiscoverOptions {
+  return { resolvConf, hostname, readPodinfo: false };
 }
 
 const NODE_ARCH: Readonly<Record<string, Arch>> = { x64: 'amd64', arm64: 'arm64', s390x: 's390x' };
