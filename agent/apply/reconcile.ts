@@ -118,7 +118,7 @@ function sameMac(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
 
-/** Brings one link's MAC, MTU, addresses, master, learning, state and neighbour entries to the step's values. */
+/** Brings one link's MAC, MTU, addresses, master, learning and state to the step's values. */
 function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: KernelAction[]): void {
   const wantedMac = step.mac === undefined ? undefined : resolveMac(model, step.mac);
   const macChange = wantedMac !== undefined && !sameMac(link.mac, wantedMac);
@@ -168,8 +168,18 @@ function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: Ke
     actions.push({ do: 'set-link', link: link.name, up: step.up });
     link.up = step.up;
   }
-  // After "up": taking a link down flushes its neighbour entries. An entry the kernel already resolves (ours, or one it
-  // learned) is left alone whatever its MAC: the guest may have changed its MAC since, and the kernel re-verifies it.
+}
+
+/**
+ * The step's neighbour entries, once every link of its network is in place: a port joining or leaving a bridge can
+ * change the bridge's carrier, and a carrier loss flushes every entry that is not permanent (the driver settles a
+ * pending one before it writes). An entry the kernel already resolves (ours, or one it learned) is left alone whatever
+ * its MAC: the guest may have changed its MAC since, and the kernel re-verifies it.
+ */
+function convergeNeighbours(model: Model, step: LinkStep, actions: KernelAction[]): void {
+  if (step.op === 'delete' || (step.neighbours ?? []).length === 0) return;
+  const link = model.byName(step.renameTo ?? step.name);
+  if (!link) return;
   for (const entry of step.neighbours ?? []) {
     const held = link.validNeighbours.get(entry.ip);
     if (held !== undefined && !held.permanent) continue;
@@ -239,6 +249,7 @@ export function reconcile(plan: Plan, snapshot: KernelSnapshot, options: Reconci
   for (const network of plan.networks) {
     const seed = network.podIdentity?.mac ?? network.name;
     for (const step of network.links) reconcileStep(model, step, seed, options, actions);
+    for (const step of network.links) convergeNeighbours(model, step, actions);
   }
   const sysctls = { ...plan.sysctls, ...Object.assign({}, ...plan.networks.map((network) => network.sysctls)) } as Record<string, string>;
   for (const [name, value] of Object.entries(sysctls)) {

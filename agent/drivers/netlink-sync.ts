@@ -7,6 +7,7 @@
 // kernel's own text ("mtu greater than device maximum", …). Message bodies are rtnl-codec.ts's; this file moves them.
 // The socket belongs to the network namespace of the thread that created it (see agent/apply/netns.ts).
 import { errnoName } from './kernel-error.js';
+import { ethtoolLinkState } from './link-sync.js';
 import { libc, type SysResult } from './libc.js';
 import type { NetlinkWorker } from './netlink-worker.js';
 
@@ -148,6 +149,15 @@ export class SyncNetlinkSocket {
     if (ret === 0) return ifreq.readInt32LE(IFNAMSIZ);
     if (errno === ENODEV) return null;
     throw new Error(`netlink: SIOCGIFINDEX ${name} failed: ${errnoName(errno)}`);
+  }
+
+  /**
+   * Settles the carrier state of the link (see link-sync.ts): the kernel processes a pending carrier change of the
+   * link before this returns, in the socket's namespace. Returns whether it has carrier (null: no ethtool get_link).
+   */
+  syncLinkState(name: string): boolean | null {
+    if (this.fd < 0) throw new Error('netlink socket is closed');
+    return ethtoolLinkState(this.fd, name);
   }
 
   /** The datagram of one request (REQUEST|ACK added) and its sequence number. */

@@ -217,9 +217,19 @@ export class Rtnl {
 
   /**
    * A REACHABLE neighbour entry, replacing what the kernel holds for that address (`ip neigh replace … nud reachable`):
-   * used at once, then aged, re-verified and re-learned by the kernel like an entry it resolved itself.
+   * used at once, then aged, re-verified and re-learned by the kernel like an entry it resolved itself. A carrier loss
+   * flushes it (only permanent entries survive one): pending carrier changes of the link and its ports are settled first.
    */
   async setReachableNeighbour(index: number, family: 4 | 6, ip: string, lladdr: Buffer, label: string): Promise<void> {
+    // A carrier change the kernel has not announced yet would flush the entry once it does: settle it first, the
+    // ports' before the link's (a port's carrier change is what moves a bridge's carrier).
+    const links = await this.links();
+    const settle = [...links.filter((link) => link.master === index), ...links.filter((link) => link.index === index)];
+    try {
+      for (const link of settle) this.socket.syncLinkState(link.name);
+    } catch (err) {
+      throw new KernelError(`netlink: set neighbour ${ip} on ${label}`, null, err instanceof Error ? err.message : String(err));
+    }
     const body = encodeNeighbourRequest({ family: family === 4 ? AF_INET : AF_INET6, index, state: NUD_REACHABLE, dst: ipBytes(ip, family), lladdr });
     await this.call(`set neighbour ${ip} on ${label}`, RTM_NEWNEIGH, body, NLM_F_CREATE_REPLACE);
   }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
 import { attachGuest } from '../helpers/dhcp-guest.js';
-import { deleteNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
+import { deleteNetns, netnsAvailable, waitFor, type Netns } from '../helpers/netns.js';
 
 const CLI = join(process.cwd(), 'dist/agent/cli/cli.js');
 
@@ -140,6 +140,13 @@ describe.skipIf(!netnsAvailable())('setup and teardown on a CNI-built pod', { ti
           expect(byName('k6t-eth0')?.['address']).toBe('02:00:00:00:00:00');
           // The guest address resolves to the guest MAC (the pod NIC's, as the domain gets it): no ARP through the guest;
           // an entry the kernel re-verifies (REACHABLE, later STALE), not a permanent one.
+          // The tap has no carrier until QEMU opens it, so the bridge loses its carrier; the kernel announces that up
+          // to a second late and then flushes every entry that is not permanent. Once it has (operstate DOWN), the
+          // entry must still be there (setup settles the carrier before it writes the entry).
+          await waitFor(
+            async () => (JSON.parse((await cni.pod.execOk(['ip', '-j', 'link', 'show', 'k6t-eth0'])).stdout) as { operstate: string }[])[0]?.operstate === 'DOWN',
+            { timeoutMs: 30_000, intervalMs: 50, what: 'the kernel to announce that k6t-eth0 has no carrier' },
+          );
           const neighbours = (await cni.pod.execOk(['ip', 'neigh', 'show', 'dev', 'k6t-eth0'])).stdout;
           expect(neighbours).toMatch(new RegExp(`10\\.0\\.2\\.2 lladdr ${cni.attachments[0]?.mac ?? '?'} (REACHABLE|STALE)`));
           expect((await cni.pod.execOk(['nft', '-s', 'list', 'chain', 'ip', 'nat', 'KUBEVIRT_PREINBOUND'])).stdout).toContain('tcp dport 80 counter dnat to 10.0.2.2');

@@ -105,11 +105,11 @@ describe('reconcile: bridge binding on a fresh pod', () => {
 
 describe('reconcile: masquerade', () => {
   const plan = computePlan({ vmi: vmi('masquerade'), pod: flannelPod, config: {}, phase: 'start', arch: 'amd64' });
-  it('creates the pinned-MAC bridge and tap, sysctls after links, nft last', () => {
+  it('creates the pinned-MAC bridge and tap, the neighbour entry once the tap is on the bridge, sysctls after links, nft last', () => {
     const actions = reconcile(plan, { ...freshPod, sysctls: {} }, { dummySupported: false });
     expect(actions.map((action) => action.do)).toEqual([
-      'create-bridge', 'set-link', 'add-address', 'set-link', 'set-neighbour',
-      'create-tap', 'set-link', 'set-link', 'set-link',
+      'create-bridge', 'set-link', 'add-address', 'set-link',
+      'create-tap', 'set-link', 'set-link', 'set-link', 'set-neighbour',
       'write-sysctl', 'write-sysctl', 'apply-nft',
     ]);
     expect(actions[0]).toEqual({ do: 'create-bridge', link: 'k6t-eth0', mac: '02:00:00:00:00:00' });
