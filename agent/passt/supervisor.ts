@@ -1,7 +1,15 @@
 // Agent-managed passt (libvirt < 11.1): runs passt in the pod netns with the VMI's port forwards, restarts it with backoff, stops it cleanly.
+//
+// The socket dir must be writable by passt's user (it binds its socket after dropping privileges), so that user may
+// put anything there. It is therefore root's, group runAs gid, mode 1775 (sticky): passt creates its socket, nobody
+// but root can remove or replace root's files in it. The log is created there by root through a descriptor (no
+// symlink followed; anything else at its name is removed first), so passt, which opens it by path as uid 0 before it
+// drops to runAs, only ever opens root's own file. A log elsewhere must be in a folder only root can write.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFile, chmod, chown, lstat, mkdir, stat, unlink } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync } from 'node:fs';
+import { lstat, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { createExclusive, O_APPEND, O_CREAT, O_NONBLOCK, O_WRONLY, openAt, openDirectory, openOrMakeDirectory, SafeFsError, unlinkAt } from '../drivers/safe-fs.js';
 import { AgentError } from '../plan/errors.js';
 import type { Logger } from 'pino';
 
@@ -10,7 +18,7 @@ export const PASST_SOCKET_NAME = 'passt.socket';
 export interface PasstSupervisorOptions {
   /** The pod's network namespace file (/proc/PID/ns/net, /run/netns/NAME); passt runs there via nsenter. */
   readonly netnsPath: string;
-  /** Created if missing and chowned to runAs: passt drops privileges before it binds its socket. */
+  /** Created if missing; root's, group runAs gid, mode 1775: passt drops privileges before it binds its socket. */
   readonly socketDir: string;
   /** passt's -t/-u arguments (passtPortArgs). */
   readonly portArgs: readonly string[];
@@ -47,11 +55,6 @@ export interface PasstSupervisor {
   stop(): Promise<void>;
 }
 
-function errorCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
-  return undefined;
-}
-
 async function isSocket(path: string): Promise<boolean> {
   try {
     return (await lstat(path)).isSocket();
@@ -60,12 +63,79 @@ async function isSocket(path: string): Promise<boolean> {
   }
 }
 
-async function removeIfPresent(path: string): Promise<void> {
+function euid(): number {
+  return process.geteuid?.() ?? 0;
+}
+
+/**
+ * Opens (creating it and its missing parents) the socket dir without following a symlink at its own name, and makes
+ * it root's, group runAs gid, 1775 on the descriptor. An existing dir another user owned (an older version gave it to
+ * runAs) becomes root's the same way.
+ */
+function prepareSocketDir(socketDir: string, runAs: { uid: number; gid: number }): number {
+  const path = resolve(socketDir);
   try {
-    await unlink(path);
-  } catch (err) {
-    if (errorCode(err) !== 'ENOENT') throw err;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    const parent = openDirectory(dirname(path));
+    try {
+      const { fd } = openOrMakeDirectory(parent, basename(path), 0o1775, path);
+      fchownSync(fd, euid(), runAs.gid);
+      fchmodSync(fd, 0o1775);
+      return fd;
+    } finally {
+      closeSync(parent);
+    }
+  } catch (error) {
+    if (error instanceof SafeFsError) throw new AgentError('--socket-dir', error.message, 2);
+    throw error;
   }
+}
+
+/**
+ * Makes `name` in the directory a regular file of ours for passt's log: kept (appended to) when it already is one
+ * with a single link, else whatever is there (a symlink, a FIFO, another user's file) is removed and a new one is made
+ * with O_EXCL. Never follows a symlink.
+ */
+function prepareLog(dirFd: number, name: string, shown: string): void {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const fd = openAt(dirFd, name, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o640, shown);
+      const st = fstatSync(fd);
+      closeSync(fd);
+      if (st.isFile() && st.uid === euid() && st.nlink === 1) return;
+    } catch (error) {
+      if (!(error instanceof SafeFsError)) throw error;
+    }
+    unlinkAt(dirFd, name, shown);
+    try {
+      closeSync(createExclusive(dirFd, name, O_WRONLY | O_APPEND, 0o640, shown));
+      return;
+    } catch (error) {
+      if (!(error instanceof SafeFsError) || error.code !== 'EEXIST') throw new AgentError('--log-file', error instanceof Error ? error.message : String(error), 2);
+    }
+  }
+  throw new AgentError('--log-file', `${shown}: something keeps re-creating it; not used`, 2);
+}
+
+/**
+ * The log's folder: the socket dir (already safe), or a folder only root can write (passt opens the log by path as
+ * uid 0, so a folder someone else may write could swap the file for a symlink between restarts).
+ */
+function openLogDir(logFile: string, socketDir: string, socketDirFd: number): { fd: number; own: boolean } {
+  const folder = dirname(resolve(logFile));
+  if (folder === resolve(socketDir)) return { fd: socketDirFd, own: false };
+  let fd: number;
+  try {
+    fd = openDirectory(folder);
+  } catch (error) {
+    throw new AgentError('--log-file', error instanceof Error ? error.message : String(error), 2);
+  }
+  const st = fstatSync(fd);
+  if (st.uid !== euid() || (st.mode & 0o022) !== 0) {
+    closeSync(fd);
+    throw new AgentError('--log-file', `${folder} (mode ${(st.mode & 0o777).toString(8)}, owner ${st.uid}) may be written by others: passt opens its log there by path as root; use a folder only root can write (or the socket dir)`, 2);
+  }
+  return { fd, own: true };
 }
 
 /** The full command line: nsenter into the netns, passt in the foreground, logging only to its file. */
@@ -127,15 +197,26 @@ export async function startPasstSupervisor(options: PasstSupervisorOptions): Pro
   const stableMs = options.stableMs ?? 30_000;
   const argv = passtCommand(options, socketPath, logFile);
 
-  await mkdir(options.socketDir, { recursive: true });
-  await checkReachable(options.socketDir, runAs);
-  await chown(options.socketDir, runAs.uid, runAs.gid);
-  // o+x: passt opens its log (below) as uid 0 without CAP_DAC_OVERRIDE, so "others" must be able to search.
-  await chmod(options.socketDir, 0o755);
-  // passt opens its log file before it changes uid but after dropping capabilities: as root without
-  // CAP_DAC_OVERRIDE it can neither create it in the runas-owned dir nor open a file someone else owns.
-  // So the file is created here, owned by us (the uid passt starts as).
-  await appendFile(logFile, '', { mode: 0o640 });
+  const socketDirFd = prepareSocketDir(options.socketDir, runAs);
+  try {
+    await checkReachable(options.socketDir, runAs);
+    // passt opens its log file before it changes uid but after dropping capabilities (root without
+    // CAP_DAC_OVERRIDE): the file is created here, root's (the uid passt starts as), in a folder only root controls.
+    const logDir = openLogDir(logFile, options.socketDir, socketDirFd);
+    try {
+      prepareLog(logDir.fd, basename(logFile), logFile);
+    } finally {
+      if (logDir.own) closeSync(logDir.fd);
+    }
+  } catch (error) {
+    closeSync(socketDirFd);
+    throw error;
+  }
+  let dirClosed = false;
+  /** The stale socket (or anything at its name) goes through the dir's descriptor, never by a path that could be swapped. */
+  const removeSocket = async (): Promise<void> => {
+    unlinkAt(socketDirFd, PASST_SOCKET_NAME, socketPath);
+  };
 
   let child: ChildProcess | undefined;
   let startCount = 0;
@@ -149,7 +230,7 @@ export async function startPasstSupervisor(options: PasstSupervisorOptions): Pro
   const launch = async (): Promise<void> => {
     if (stopping) return;
     // A socket left by the previous passt would make the new one fail to bind.
-    await removeIfPresent(socketPath);
+    await removeSocket();
     if (stopping) return;
     const [file, ...args] = argv;
     const started = Date.now();
@@ -210,7 +291,11 @@ export async function startPasstSupervisor(options: PasstSupervisorOptions): Pro
         await exitedPromise;
         clearTimeout(kill);
       }
-      await removeIfPresent(socketPath);
+      if (!dirClosed) {
+        await removeSocket();
+        closeSync(socketDirFd);
+        dirClosed = true;
+      }
       log.info({ socketPath }, 'passt stopped');
     },
   };

@@ -68,7 +68,10 @@ describe.skipIf(!netnsAvailable())('passt supervisor (agent-managed passt)', () 
     });
     await supervisor.ready(90_000);
     expect(statSync(supervisor.socketPath).isSocket()).toBe(true);
-    expect(statSync(socketDir).uid).toBe(65534);
+    // Root's, group nobody's, 1775: passt (nobody) binds its socket there, root's log cannot be swapped (sticky).
+    const dirStat = statSync(socketDir);
+    expect([dirStat.uid, dirStat.gid, dirStat.mode & 0o7777]).toEqual([0, 65534, 0o1775]);
+    expect(statSync(supervisor.logFile).uid).toBe(0);
     const first = supervisor.pid();
     if (first === undefined) throw new Error('no passt pid');
     // In the pod's netns, as nobody (passt dropped privileges).
