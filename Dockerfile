@@ -8,7 +8,9 @@
 #                     with the file capability NET_BIND_SERVICE (setcap in the script; COPY keeps the xattr)
 #     node.LICENSE    its licence
 #     app/            package.json, LICENSE, dist/virt-net-agent.mjs, dist/chunks/, proto/ and the production
-#                     node_modules (npm ci --omit=dev: koffi, gRPC, xmlbuilder2 stay outside the bundle)
+#                     node_modules (npm ci --omit=dev: koffi, gRPC, xmlbuilder2 stay outside the bundle); the CNI
+#                     plugin for nodes (dist/cni/: shim + fallback executable) and scripts/install-cni.sh, which the
+#                     DaemonSet's init container runs (deploy/)
 # dist/ is built on the host (npm run build), so there is no build stage, and nothing is RUN: the build needs no
 # container runtime.
 ARG BASE_IMAGE

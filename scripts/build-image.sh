@@ -122,6 +122,13 @@ cp -a "$MODULES_DIR/node_modules" "$CTX/app/node_modules"
 cp -p dist/virt-net-agent.mjs "$CTX/app/dist/"
 cp -a dist/chunks "$CTX/app/dist/chunks"
 cp -a proto "$CTX/app/proto"
+# The CNI plugin for the node (deploy/30-daemonset.yaml's init container installs it with install-cni.sh): the static
+# shim and the self-contained fallback executable the shim runs when no daemon answers (a host needs no Node).
+[ -x dist/cni/virt-net-agent ] && [ -x dist/cni/virt-net-agent.d/virt-net-agent ] || { log "dist/cni is missing (npm run build)"; exit 1; }
+mkdir -p "$CTX/app/dist/cni" "$CTX/app/scripts"
+cp -p dist/cni/virt-net-agent "$CTX/app/dist/cni/"
+cp -a dist/cni/virt-net-agent.d "$CTX/app/dist/cni/virt-net-agent.d"
+cp -p scripts/install-cni.sh "$CTX/app/scripts/"
 
 # --- 6. The image ------------------------------------------------------------------------------------------------------
 log "buildah bud $IMAGE (FROM $BASE_IMAGE)"
