@@ -53,6 +53,13 @@ export interface ContainerdOptions {
   readonly daemon?: boolean;
   /** Log each invocation of our plugin (env + stdin) under <dir>/plugin-log/ through a wrapper plugin "vna-logged". */
   readonly logInvocations?: boolean;
+  /**
+   * A CNI bin dir made elsewhere (the DaemonSet's init container installs our plugin there): the reference plugins
+   * are linked into it, ours is not installed by the harness, and no daemon is started.
+   */
+  readonly binDir?: string;
+  /** Sandbox netns bind mounts under containerd's state dir (default) or, false, in /var/run/netns as on a node. */
+  readonly netnsUnderStateDir?: boolean;
 }
 
 /** One invocation of our plugin as containerd made it (through the vna-logged wrapper). */
@@ -141,7 +148,7 @@ export function agentPlugin(_c: Containerd, binding: 'masquerade' | 'bridge' | '
   };
 }
 
-function containerdConfig(d: Record<'root' | 'state' | 'socket' | 'runc' | 'bin' | 'conf', string>): string {
+function containerdConfig(d: Record<'root' | 'state' | 'socket' | 'runc' | 'bin' | 'conf', string>, netnsUnderStateDir: boolean): string {
   return `# Private containerd for one test (test/helpers/containerd.ts).
 version = 2
 root = "${d.root}"
@@ -162,7 +169,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     disable_hugetlb_controller = true
     # root here lacks CAP_SYS_RESOURCE: runc cannot set the sandbox's oom_score_adj (-998)
     restrict_oom_score_adj = true
-    netns_mounts_under_state_dir = true
+    netns_mounts_under_state_dir = ${String(netnsUnderStateDir)}
     stream_server_address = "127.0.0.1"
     stream_server_port = "0"
     [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -234,7 +241,8 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
   const tag = `${tagBase}${hex}`;
   const dir = mkdtempSync(join(tmpdir(), 'vna-cri-'));
   const p = (...parts: string[]): string => join(dir, ...parts);
-  const dirs = { root: p('root'), state: p('state'), socket: p('containerd.sock'), runc: p('runc'), bin: p('cni-bin'), conf: p('cni-conf') };
+  const dirs = { root: p('root'), state: p('state'), socket: p('containerd.sock'), runc: p('runc'), bin: opts.binDir ?? p('cni-bin'), conf: p('cni-conf') };
+  const external = opts.binDir !== undefined;
   for (const d of [dirs.root, dirs.state, dirs.runc, dirs.bin, dirs.conf, p('ipam'), p('agent'), p('logs'), p('plugin-log'), p('pods')]) mkdirSync(d, { recursive: true });
   const octet = 1 + ((randomBytes(1)[0] ?? 0) % 250);
   let node: Netns | undefined;
@@ -435,9 +443,11 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     node = await makeNetns(`cri${tagBase}`.slice(0, 12));
     // The CNI bin dir: the reference plugins, ours installed as an operator does.
     for (const plugin of readdirSync(REFERENCE_PLUGINS)) symlinkSync(join(REFERENCE_PLUGINS, plugin), join(dirs.bin, plugin));
-    // The node's trusted agent configuration (what the DaemonSet's ConfigMap holds): state root and socket here.
-    writeFileSync(self.agentConfig, `stateRoot: ${self.stateRoot}\nsocket: ${self.agentSocket}\n`, { mode: 0o644 });
-    await runOk([join(REPO, 'scripts/install-cni.sh'), dirs.bin, '--socket', self.agentSocket, '--config', self.agentConfig], { timeoutMs: 60_000 });
+    if (!external) {
+      // The node's trusted agent configuration (what the DaemonSet's ConfigMap holds): state root and socket here.
+      writeFileSync(self.agentConfig, `stateRoot: ${self.stateRoot}\nsocket: ${self.agentSocket}\n`, { mode: 0o644 });
+      await runOk([join(REPO, 'scripts/install-cni.sh'), dirs.bin, '--socket', self.agentSocket, '--config', self.agentConfig], { timeoutMs: 60_000 });
+    }
     if (opts.logInvocations === true) {
       writeFileSync(
         join(dirs.bin, 'vna-logged'),
@@ -446,7 +456,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
       );
     }
     writeConflist(opts.plugins(self));
-    if (opts.daemon !== false) {
+    if (opts.daemon !== false && !external) {
       daemon = spawnLogged(['nsenter', `--net=${node.path}`, join(dirs.bin, 'virt-net-agent.d', 'virt-net-agent'), 'cni-daemon', '--config', self.agentConfig], p('logs', 'cni-daemon.err'));
       track(daemon);
       const d = daemon;
@@ -455,7 +465,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
         return /"msg":"cni-daemon listening"/.test(d.out) && (await socketAccepts(self.agentSocket));
       }, { timeoutMs: 30_000, intervalMs: 50, what: 'cni-daemon listening' });
     }
-    writeFileSync(p('containerd.toml'), containerdConfig(dirs));
+    writeFileSync(p('containerd.toml'), containerdConfig(dirs, opts.netnsUnderStateDir !== false));
     containerd = spawnLogged(['nsenter', `--net=${node.path}`, 'containerd', '--config', p('containerd.toml')], p('logs', 'containerd.log'));
     track(containerd);
     const ctd = containerd;

@@ -52,8 +52,11 @@ export function tar(entries: readonly TarEntry[]): Buffer {
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-/** Writes the docker-archive of `ref` (e.g. localhost/vna-pause:1.0) to `out`. */
-export function writePauseImage(out: string, ref: string): void {
+/**
+ * Writes the docker-archive of `ref` (e.g. localhost/vna-pause:1.0) to `out`. `entrypoint` defaults to `sleep
+ * infinity`, which as PID 1 ignores SIGTERM (containerd kills sandboxes with SIGKILL anyway).
+ */
+export function writePauseImage(out: string, ref: string, entrypoint: readonly string[] = ['/bin/busybox', 'sleep', 'infinity']): void {
   const dirs = ['bin', 'dev', 'etc', 'proc', 'sys', 'tmp', 'var', 'run'];
   const layer = tar([
     ...dirs.map((d): TarEntry => ({ name: d, type: 'dir', mode: d === 'tmp' ? 0o1777 : 0o755 })),
@@ -68,7 +71,7 @@ export function writePauseImage(out: string, ref: string): void {
       architecture: 'amd64',
       os: 'linux',
       created: '1970-01-01T00:00:00Z',
-      config: { Entrypoint: ['/bin/busybox', 'sleep', 'infinity'], WorkingDir: '/', Env: ['PATH=/bin'] },
+      config: { Entrypoint: entrypoint, WorkingDir: '/', Env: ['PATH=/bin'] },
       rootfs: { type: 'layers', diff_ids: [`sha256:${layerHex}`] },
       history: [{ created_by: 'virt-net-agent test/helpers/pause-image.ts (busybox-static)' }],
     }),
