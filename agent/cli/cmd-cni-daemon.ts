@@ -27,6 +27,12 @@ Runs the CNI plugin resident. The static shim installed as /opt/cni/bin/virt-net
 listening the shim runs the self-contained fallback executable instead (same answers, slower). Invocations are
 answered one at a time in arrival order. Logs are pino JSON lines on stdout, one per invocation.
 
+It also serves the guests (unless the configuration says serveDhcp: false): DHCPv4, DHCPv6 and router
+advertisements for every attachment from its ADD until its DEL or GC, in each pod's namespace, from one event loop.
+At start it serves every attachment recorded under the state root again (also those the fallback executable
+plumbed), without touching a link; one whose namespace is gone is reported and left to GC. SIGTERM closes the
+sockets without withdrawing the guests' routes, so the next daemon (a restart, a rolling update) takes over.
+
   --config FILE   the agent configuration: state root, kubeconfig, vmiDir, socket, limits (docs/cni.md); default
                   ${DEFAULT_AGENT_CONFIG_PATH}, built-in defaults when that is absent. Read once at start; as root, a
                   file not owned by root or writable by group/others is refused.
@@ -77,7 +83,18 @@ export const cniDaemonCommand: Command = {
       return null;
     });
     setBackgroundNetlink(worker);
-    const daemon = await startCniDaemon({ socketPath, logger, agent });
+    // Serving first: a restarted daemon answers its guests again before it takes new invocations.
+    let serving: import('../cni/serving.js').CniServing | null = null;
+    if (agent.serveDhcp) {
+      const { CniServing } = await import('../cni/serving.js');
+      serving = new CniServing({ stateRoot: agent.stateRoot, logger });
+      const started = process.hrtime.bigint();
+      const adopted = await serving.adopt();
+      logger.info({ served: adopted.served.length, dropped: adopted.dropped.length, failed: adopted.failed.length, ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100 }, 'attachments adopted');
+    }
+    const { handleCniInvocation } = await import('../cni/invocation.js');
+    const plugin = (invocation: import('../cni/spec.js').CniInvocation): Promise<import('../cni/spec.js').CniOutcome> => handleCniInvocation(invocation, agent);
+    const daemon = await startCniDaemon({ socketPath, logger, agent, handler: serving === null ? plugin : serving.wrap(plugin) });
     chmodSync(socketPath, 0o600);
     logger.info({ socket: socketPath, pid: process.pid, config: agent.source, stateRoot: agent.stateRoot, backgroundDeletes: worker !== null }, 'cni-daemon listening');
     await new Promise<void>((resolve) => {
@@ -91,6 +108,7 @@ export const cniDaemonCommand: Command = {
       process.on('SIGINT', stop);
     });
     await daemon.close();
+    await serving?.close({ goodbye: false });
     setBackgroundNetlink(null);
     await worker?.close();
     try {

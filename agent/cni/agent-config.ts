@@ -35,6 +35,11 @@ export interface AgentConfig {
   readonly apiTimeoutMs: number;
   /** Largest Kubernetes API response body read. */
   readonly apiMaxResponseBytes: number;
+  /**
+   * The cni-daemon serves DHCPv4, DHCPv6 and router advertisements for every attachment it plumbs (issue 27); false
+   * leaves that to `serve` or `sidecar --serve` in the launcher pod.
+   */
+  readonly serveDhcp: boolean;
 }
 
 const DEFAULTS: Omit<AgentConfig, 'source'> = {
@@ -46,6 +51,7 @@ const DEFAULTS: Omit<AgentConfig, 'source'> = {
   maxFileBytes: 4 << 20,
   apiTimeoutMs: 10_000,
   apiMaxResponseBytes: 4 << 20,
+  serveDhcp: true,
 };
 
 /** The built-in configuration (no file): what a node without /etc/virt-net-agent/config.yaml gets. */
@@ -95,6 +101,10 @@ function parsers(): Readonly<Record<string, Parser>> {
     apiTimeoutMs: (v, k, f) => ({ apiTimeoutMs: positiveInteger(v, k, f, 600_000) }),
     apiMaxResponseBytes: (v, k, f) => ({ apiMaxResponseBytes: positiveInteger(v, k, f, 256 << 20) }),
     maxFileBytes: (v, k, f) => ({ maxFileBytes: positiveInteger(v, k, f, 256 << 20) }),
+    serveDhcp: (v, k, f) => {
+      if (typeof v !== 'boolean') throw bad(f, k, 'must be true or false');
+      return { serveDhcp: v };
+    },
   };
 }
 
