@@ -148,8 +148,9 @@ describe.skipIf(unavailable !== null)(`the cni-daemon serves the guests of its a
     }
     const sandboxes = await Promise.all(names.map(async (name) => (await p.inspect(name)).sandbox));
     for (const [i, sandbox] of sandboxes.entries()) guests.push(await guestOn(sandbox, i));
+    // Each attachment was served before its ADD was answered (the log line may trail the answer a little).
+    await waitFor(async () => daemonLines(daemon!).filter((line) => line['msg'] === 'attachment served').length === PODS + 1, { timeoutMs: 10_000, intervalMs: 50, what: `${PODS + 1} attachments served` });
     const served = daemonLines(daemon!).filter((line) => line['msg'] === 'attachment served');
-    expect(served).toHaveLength(PODS + 1);
     expect(served.at(-1)!['services']).toEqual(['dhcpv4 k6t-eth0', 'dhcpv6 k6t-eth0', 'ra k6t-eth0']);
     const perAttachment = (fdCount(daemon!.child.pid!) - baseline) / PODS;
     expect(perAttachment).toBe(5); // 3 sockets and the namespace scope's 2 descriptors
@@ -222,7 +223,7 @@ describe.skipIf(unavailable !== null)(`the cni-daemon serves the guests of its a
     }
     for (const name of names) expect((await p.podman(['rm', '-f', '-t', '0', name])).code).toBe(0);
     await waitFor(async () => fdCount(daemon!.child.pid!) === restartedBaseline, { timeoutMs: 30_000, intervalMs: 100, what: `the daemon's descriptors back to ${restartedBaseline}` });
-    expect(daemonLines(daemon).filter((line) => line['msg'] === 'attachment no longer served' && line['why'] === 'DEL')).toHaveLength(PODS);
+    await waitFor(async () => daemonLines(daemon!).filter((line) => line['msg'] === 'attachment no longer served' && line['why'] === 'DEL').length === PODS, { timeoutMs: 10_000, intervalMs: 50, what: `${PODS} DELs logged` });
     expect(daemonLines(daemon).filter((line) => Number(line['level']) >= 50)).toEqual([]);
   });
 
