@@ -102,6 +102,8 @@ export class CniServing {
         this.notServed.delete(key);
         await this.serveReporting(key, 'ADD');
       }
+      // Again after DEL: an ADD of the same attachment that was still running when the DEL arrived served it meanwhile.
+      if (command === 'DEL' && key !== null) await this.stop(key, 'DEL');
       if (command === 'GC' && outcome.exitCode === 0) await this.stopMissing('GC');
       return outcome;
     };
@@ -152,7 +154,7 @@ export class CniServing {
     if (!networks.some(planned)) return { skipped: 'no DHCP planned (binding without a DHCP server)' };
     const netnsId = namespaceId(record.netns);
     if (netnsId === null) return { dropped: `namespace ${record.netns} is gone` };
-    const result = await this.core.add({ id: key, netns: { netnsPath: record.netns }, networks, bindings: { attachment: key } });
+    const result = await this.core.add({ id: key, netns: { netnsPath: record.netns, refuseOwn: true }, networks, bindings: { attachment: key } });
     this.served.set(key, { netns: record.netns, netnsId });
     return { served: result.services };
   }
