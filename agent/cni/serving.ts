@@ -16,12 +16,12 @@
 // - Stop (SIGTERM, a rolling update): sockets close without the final RA, so guests keep their default route until
 //   the next daemon advertises again; leases are plan-derived, so the next daemon answers every renewal identically.
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { StateDir } from '../apply/state-dir.js';
 import type { ServeLimits } from '../../dhcp/limits.js';
 import { planned, ServingCore, type ServedNetwork } from '../serve/core.js';
-import { attachmentDir, attachmentKey, readAttachment } from './attachment.js';
+import { attachmentDir, findAttachmentDir, readAttachment } from './attachment.js';
 import type { CniInvocation, CniOutcome } from './spec.js';
 
 export type CniHandler = (invocation: CniInvocation) => Promise<CniOutcome>;
@@ -37,7 +37,14 @@ export interface CniServingOptions {
 /** Why an attachment is not served: nothing planned (passt, SR-IOV), or no longer there. */
 type Verdict = { readonly served: readonly string[] } | { readonly skipped: string } | { readonly dropped: string };
 
-interface Served {
+/** Which attachment: what the runtime names it by. */
+interface Identity {
+  readonly network: string;
+  readonly containerId: string;
+  readonly ifname: string;
+}
+
+interface Served extends Identity {
   /** dev:inode of the namespace file when serving started. */
   readonly netnsId: string;
   readonly netns: string;
@@ -59,19 +66,19 @@ function namespaceId(path: string): string | null {
   }
 }
 
-/** The attachment key of an invocation, from the same fields the plugin keys its folder on; null when it has none. */
-function invocationKey(invocation: CniInvocation): { readonly command: string; readonly key: string | null } {
+/** The command of an invocation and the attachment it names (null when it names none: VERSION, STATUS, GC, bad input). */
+function invocationIdentity(invocation: CniInvocation): { readonly command: string; readonly identity: Identity | null } {
   const command = invocation.env['CNI_COMMAND'] ?? '';
   const containerId = invocation.env['CNI_CONTAINERID'] ?? '';
   const ifname = invocation.env['CNI_IFNAME'] ?? '';
-  let name = '';
+  let network = '';
   try {
     const conf = JSON.parse(invocation.stdin) as { name?: unknown };
-    if (typeof conf.name === 'string') name = conf.name;
+    if (typeof conf.name === 'string') network = conf.name;
   } catch {
     // A malformed configuration: the plugin itself refused it.
   }
-  return { command, key: name !== '' && containerId !== '' && ifname !== '' ? attachmentKey(name, containerId, ifname) : null };
+  return { command, identity: network !== '' && containerId !== '' && ifname !== '' ? { network, containerId, ifname } : null };
 }
 
 export class CniServing {
@@ -95,15 +102,19 @@ export class CniServing {
   /** Wraps the plugin's handler: serve after a successful ADD, stop before DEL, sync after GC. */
   wrap(handler: CniHandler): CniHandler {
     return async (invocation) => {
-      const { command, key } = invocationKey(invocation);
-      if (command === 'DEL' && key !== null) await this.stop(key, 'DEL');
+      const { command, identity } = invocationIdentity(invocation);
+      if (command === 'DEL' && identity !== null) await this.stopIdentity(identity);
       const outcome = await handler(invocation);
-      if (command === 'ADD' && key !== null && outcome.exitCode === 0) {
-        this.notServed.delete(key);
-        await this.serveReporting(key, 'ADD');
+      if (command === 'ADD' && identity !== null && outcome.exitCode === 0) {
+        // The folder ADD used: the attachment's key, or the key an older version recorded it under.
+        const dir = findAttachmentDir(this.options.stateRoot, identity.network, identity.containerId, identity.ifname);
+        if (dir !== null) {
+          this.notServed.delete(basename(dir));
+          await this.serveReporting(basename(dir), 'ADD');
+        }
       }
       // Again after DEL: an ADD of the same attachment that was still running when the DEL arrived served it meanwhile.
-      if (command === 'DEL' && key !== null) await this.stop(key, 'DEL');
+      if (command === 'DEL' && identity !== null) await this.stopIdentity(identity);
       if (command === 'GC' && outcome.exitCode === 0) await this.stopMissing('GC');
       return outcome;
     };
@@ -155,7 +166,7 @@ export class CniServing {
     const netnsId = namespaceId(record.netns);
     if (netnsId === null) return { dropped: `namespace ${record.netns} is gone` };
     const result = await this.core.add({ id: key, netns: { netnsPath: record.netns, refuseOwn: true }, networks, bindings: { attachment: key } });
-    this.served.set(key, { netns: record.netns, netnsId });
+    this.served.set(key, { network: record.network, containerId: record.containerId, ifname: record.ifname, netns: record.netns, netnsId });
     return { served: result.services };
   }
 
@@ -164,6 +175,13 @@ export class CniServing {
     if (!this.served.delete(key)) return;
     await this.core.remove(key, { goodbye });
     this.options.logger.info({ attachment: key, why }, 'attachment no longer served');
+  }
+
+  /** Stops serving every attachment the runtime names so (one folder; two while an older version's one remains). */
+  private async stopIdentity(identity: Identity): Promise<void> {
+    for (const [key, served] of [...this.served]) {
+      if (served.network === identity.network && served.containerId === identity.containerId && served.ifname === identity.ifname) await this.stop(key, 'DEL');
+    }
   }
 
   /** Stops serving and the periodic checks; goodbye false for a restart (guests keep their routes). */

@@ -120,7 +120,7 @@ describe.skipIf(skipReason !== null)(`the cni-daemon serves the tiny guest on th
         .split('\n')
         .filter((line) => line.includes('"reply":"DHCPACK"'))
         .map((line) => JSON.parse(line) as Record<string, unknown>);
-      expect(acks.some((line) => line['mac'] === mac && line['address'] === '10.0.2.2' && String(line['attachment']).startsWith(role === 'chained' ? 'podnet_' : 'vna-binding_'))).toBe(true);
+      expect(acks.some((line) => line['mac'] === mac && line['address'] === '10.0.2.2' && String(line['attachment']).startsWith(role === 'chained' ? 'podnet.' : 'vna-binding.'))).toBe(true);
 
       await client.destroy(domain);
       const del = await runWithEnv(SHIM, env('DEL'), conf);

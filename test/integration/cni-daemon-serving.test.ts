@@ -241,7 +241,7 @@ describe.skipIf(unavailable !== null)(`the cni-daemon serves the guests of its a
     daemon = await startDaemonProcess(socket, { config });
     expect(daemonLines(daemon).find((line) => line['msg'] === 'attachments adopted')).toMatchObject({ served: 1, dropped: 1, failed: 0 });
     const reported = daemonLines(daemon).find((line) => String(line['msg']).startsWith('attachment not adopted: its namespace is gone'));
-    expect(String(reported?.['attachment'])).toContain(`_eth0`);
+    expect(String(reported?.['attachment'])).toMatch(new RegExp(`^${network}\\..*\\.eth0$`));
 
     const guest = await guestOn(late, 100);
     guests.push(guest);
