@@ -1,7 +1,5 @@
 // The `cni-daemon` subcommand: the resident half of the CNI plugin; the /opt/cni/bin shim forwards every invocation to its socket.
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { connect } from 'node:net';
-import { dirname } from 'node:path';
+import { lstatSync, unlinkSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { Command } from './command.js';
@@ -24,8 +22,9 @@ const USAGE = `Usage: virt-net-agent cni-daemon [--config FILE] [--socket PATH]
 
 Runs the CNI plugin resident. The static shim installed as /opt/cni/bin/virt-net-agent forwards each invocation
 (its environment and stdin) to this socket and prints the answer, so an ADD costs no Node start; with no daemon
-listening the shim runs the self-contained fallback executable instead (same answers, slower). Invocations are
-answered one at a time in arrival order. Logs are pino JSON lines on stdout, one per invocation.
+listening the shim runs the self-contained fallback executable instead (same answers, slower). Invocations for
+different pods run concurrently, those for one pod one after another; one that runs past invocationTimeoutMs is
+answered with CNI error 11. Logs are pino JSON lines on stdout, one per invocation.
 
 It also serves the guests (unless the configuration says serveDhcp: false): DHCPv4, DHCPv6 and router
 advertisements for every attachment from its ADD until its DEL or GC, in each pod's namespace, from one event loop.
@@ -36,25 +35,17 @@ sockets without withdrawing the guests' routes, so the next daemon (a restart, a
   --config FILE   the agent configuration: state root, kubeconfig, vmiDir, socket, limits (docs/cni.md); default
                   ${DEFAULT_AGENT_CONFIG_PATH}, built-in defaults when that is absent. Read once at start; as root, a
                   file not owned by root or writable by group/others is refused.
-  --socket PATH   the unix socket to listen on (default: the configuration's socket, else ${DEFAULT_CNI_SOCKET};
-                  mode 0600, its directory is created).
+  --socket PATH   the unix socket to listen on (default: the configuration's socket, else ${DEFAULT_CNI_SOCKET}).
+                  Its directory must be root's with mode 0700 (0710 and the group with socketGroup) and is made
+                  so when missing; any other is refused. The socket is created under umask 077, mode 0600 (0660
+                  with socketGroup); a path that is not a socket is never deleted. Peers must be root or in
+                  socketGroup (SO_PEERCRED); others are disconnected and logged.
                   The shim finds it through VIRT_NET_AGENT_CNI_SOCKET or "socket=PATH" in /opt/cni/bin/virt-net-agent.conf.
 
 Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info).
-Exit status: 0 stopped by SIGTERM/SIGINT; 2 bad flags, or another daemon already listens on the socket; 1 internal error.
+Exit status: 0 stopped by SIGTERM/SIGINT; 2 bad flags, a refused agent configuration, socket directory or socket
+path, or another daemon already listens on the socket; 1 internal error.
 `;
-
-/** True when something accepts connections on the socket (another daemon); false for a stale file. */
-function listening(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-}
 
 export const cniDaemonCommand: Command = {
   usage: USAGE,
@@ -68,11 +59,8 @@ export const cniDaemonCommand: Command = {
     const agent = loadAgentConfig(values.config);
     const socketPath = values.socket ?? agent.socket;
     if (socketPath.length > 107) throw new InputError('--socket', `path of ${socketPath.length} bytes is longer than a unix socket address allows (107)`);
-    mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
-    if (existsSync(socketPath)) {
-      if (await listening(socketPath)) throw new InputError('--socket', `${socketPath}: another cni-daemon is already listening`);
-      unlinkSync(socketPath);
-    }
+    const { prepareSocketPath } = await import('../cni/daemon-socket.js');
+    await prepareSocketPath(socketPath, agent.socketGroup);
     const logger = pino({ base: { component: 'virt-net-agent-cni-daemon' }, level: process.env[LOG_LEVEL_ENV] ?? 'info' });
     const { startCniDaemon } = await import('../cni/daemon.js');
     // Link deletions wait for the kernel's grace periods on a thread of their own (drivers/netlink-worker.ts), so a
@@ -93,10 +81,10 @@ export const cniDaemonCommand: Command = {
       logger.info({ served: adopted.served.length, dropped: adopted.dropped.length, failed: adopted.failed.length, ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100 }, 'attachments adopted');
     }
     const { handleCniInvocation } = await import('../cni/invocation.js');
-    const plugin = (invocation: import('../cni/spec.js').CniInvocation): Promise<import('../cni/spec.js').CniOutcome> => handleCniInvocation(invocation, agent);
+    const warn = (message: string, fields: Readonly<Record<string, unknown>>): void => logger.warn(fields, message);
+    const plugin = (invocation: import('../cni/spec.js').CniInvocation): Promise<import('../cni/spec.js').CniOutcome> => handleCniInvocation(invocation, agent, warn);
     const daemon = await startCniDaemon({ socketPath, logger, agent, handler: serving === null ? plugin : serving.wrap(plugin) });
-    chmodSync(socketPath, 0o600);
-    logger.info({ socket: socketPath, pid: process.pid, config: agent.source, stateRoot: agent.stateRoot, backgroundDeletes: worker !== null }, 'cni-daemon listening');
+    logger.info({ socket: socketPath, pid: process.pid, config: agent.source, stateRoot: agent.stateRoot, socketGroup: agent.socketGroup, backgroundDeletes: worker !== null }, 'cni-daemon listening');
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
         process.off('SIGTERM', stop);
@@ -112,7 +100,8 @@ export const cniDaemonCommand: Command = {
     setBackgroundNetlink(null);
     await worker?.close();
     try {
-      unlinkSync(socketPath);
+      // Ours to remove only while it is still a socket (never a file someone put there since).
+      if (lstatSync(socketPath).isSocket()) unlinkSync(socketPath);
     } catch {
       // Already gone (removed by hand): nothing to clean.
     }

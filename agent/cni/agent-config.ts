@@ -27,8 +27,12 @@ export interface AgentConfig {
   readonly vmiDir: string | null;
   /** Allows an `http://` API server and `insecure-skip-tls-verify` in the kubeconfig (never by default). */
   readonly allowInsecureApi: boolean;
-  /** The cni-daemon's unix socket. */
+  /** The cni-daemon's unix socket (its directory is root's, 0700; see daemon-socket.ts). */
   readonly socket: string;
+  /** A group (gid) whose members may use the daemon socket besides root; null: root only. */
+  readonly socketGroup: number | null;
+  /** The daemon answers an invocation that runs longer with code 11 ("try again later"). */
+  readonly invocationTimeoutMs: number;
   /** Largest file read for role 2: a VMI from vmiDir, the kubeconfig and the token and certificate files it names. */
   readonly maxFileBytes: number;
   /** Overall deadline of one Kubernetes API request (connect, TLS, headers and body). */
@@ -48,6 +52,8 @@ const DEFAULTS: Omit<AgentConfig, 'source'> = {
   vmiDir: null,
   allowInsecureApi: false,
   socket: '/run/virt-net-agent/cni.sock',
+  socketGroup: null,
+  invocationTimeoutMs: 60_000,
   maxFileBytes: 4 << 20,
   apiTimeoutMs: 10_000,
   apiMaxResponseBytes: 4 << 20,
@@ -83,8 +89,35 @@ function positiveInteger(value: unknown, key: string, file: string, max: number)
   return value;
 }
 
+/** A gid, or a group name looked up in /etc/group (the node's own file) when the configuration is loaded. */
+function group(value: unknown, key: string, file: string, lookup: (name: string) => number | null): number {
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 0 || value >= 0xffffffff) throw bad(file, key, `not a group id: ${value}`);
+    return value;
+  }
+  if (typeof value !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(value)) throw bad(file, key, `must be a group name or gid, got ${JSON.stringify(value)}`);
+  const gid = lookup(value);
+  if (gid === null) throw bad(file, key, `no group named ${JSON.stringify(value)} in /etc/group`);
+  return gid;
+}
+
+/** The gid of a group name in /etc/group; null when absent. */
+export function groupIdOf(name: string, groupFile = '/etc/group'): number | null {
+  let text: string;
+  try {
+    text = readTrustedFile(groupFile, MAX_CONFIG_BYTES, false).toString('utf8');
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    const [entry, , gid] = line.split(':');
+    if (entry === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  return null;
+}
+
 /** Every key the file may hold and how it is checked; later features add their keys here. */
-function parsers(): Readonly<Record<string, Parser>> {
+function parsers(lookupGroup: (name: string) => number | null): Readonly<Record<string, Parser>> {
   return {
     stateRoot: (v, k, f) => ({ stateRoot: absolutePath(v, k, f) }),
     kubeconfig: (v, k, f) => ({ kubeconfig: v === null ? null : absolutePath(v, k, f) }),
@@ -98,6 +131,8 @@ function parsers(): Readonly<Record<string, Parser>> {
       if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw bad(f, k, `path of ${Buffer.byteLength(path)} bytes is longer than a unix socket address allows (${MAX_SOCKET_PATH})`);
       return { socket: path };
     },
+    socketGroup: (v, k, f) => ({ socketGroup: v === null ? null : group(v, k, f, lookupGroup) }),
+    invocationTimeoutMs: (v, k, f) => ({ invocationTimeoutMs: positiveInteger(v, k, f, 3_600_000) }),
     apiTimeoutMs: (v, k, f) => ({ apiTimeoutMs: positiveInteger(v, k, f, 600_000) }),
     apiMaxResponseBytes: (v, k, f) => ({ apiMaxResponseBytes: positiveInteger(v, k, f, 256 << 20) }),
     maxFileBytes: (v, k, f) => ({ maxFileBytes: positiveInteger(v, k, f, 256 << 20) }),
@@ -108,8 +143,8 @@ function parsers(): Readonly<Record<string, Parser>> {
   };
 }
 
-/** Parses the text of a configuration file (YAML or JSON); `file` names it in errors. */
-export function parseAgentConfig(text: string, file: string): AgentConfig {
+/** Parses the text of a configuration file (YAML or JSON); `file` names it in errors. Pure but for group names. */
+export function parseAgentConfig(text: string, file: string, lookupGroup: (name: string) => number | null = groupIdOf): AgentConfig {
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -118,7 +153,7 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
   }
   if (raw === null || raw === undefined) return { ...DEFAULTS, source: file };
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new InputError(file, 'must be a mapping of settings (stateRoot, kubeconfig, vmiDir, …)');
-  const table = parsers();
+  const table = parsers(lookupGroup);
   let config: AgentConfig = { ...DEFAULTS, source: file };
   for (const [key, value] of Object.entries(raw as Raw)) {
     const parse = table[key];

@@ -3,15 +3,21 @@
 // Why resident: a runtime execs a CNI plugin per ADD/DEL, and a cold Node start (~120 ms here) alone is far more than
 // the reference plugins' whole ADD; the static shim in /opt/cni/bin costs ~1 ms and forwards here instead.
 //
-// Invocations run one at a time, in arrival order: the plugin enters pod network namespaces with setns(2) on the main
-// thread, so two interleaved invocations could see each other's namespace across an await. Connections are accepted
-// and read concurrently; only the handler calls are queued. A connection that never completes its request is dropped
-// after REQUEST_TIMEOUT_MS; a handler that throws is answered with a spec error (code 100) instead of a dead daemon.
+// Invocations for different pods run concurrently: the kernel is reached only inside synchronous NetnsScope.run
+// calls, so between awaits the thread is back in the daemon's own namespace (invocation-locks.ts says why that is
+// enough and what is serialised: one pod's invocations, and a GC with its network's). Each invocation has a deadline
+// (invocationTimeoutMs): past it the shim is answered with code 11 ("try again later"), while the work that overran
+// keeps its locks until it really ends, so nothing interleaves with it. Who may connect is checked per connection
+// (daemon-socket.ts). A connection that never completes its request is dropped after REQUEST_TIMEOUT_MS; a handler
+// that throws is answered with a spec error (code 100, no stack trace) instead of a dead daemon.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './agent-config.js';
+import { listenRestricted, peerAllowed, peerCredentials } from './daemon-socket.js';
 import { cniError, handleCniInvocation, type CniInvocation, type CniOutcome } from './invocation.js';
-import { decodeRequest, encodeResponse, FramingError } from './framing.js';
+import { acquireAll, LockTable, locksFor } from './invocation-locks.js';
+import { encodeResponse, FramingError, RequestAccumulator } from './framing.js';
+import { CNI_CODES } from './errors.js';
 
 export type CniHandler = (invocation: CniInvocation) => Promise<CniOutcome>;
 
@@ -28,7 +34,7 @@ export interface CniDaemon {
   readonly socketPath: string;
   /** Invocations answered so far. */
   readonly served: () => number;
-  /** Stops accepting, waits for queued invocations to be answered, closes the socket. */
+  /** Stops accepting, waits for running invocations (overrun ones too) to end, closes the socket. */
   close(): Promise<void>;
 }
 
@@ -39,44 +45,69 @@ const INTERNAL_ERROR_CODE = 100;
 
 export async function startCniDaemon(options: CniDaemonOptions): Promise<CniDaemon> {
   const log = options.logger;
+  const agent = options.agent;
   const warn = (message: string, fields: Readonly<Record<string, unknown>>): void => log.warn(fields, message);
-  const handler = options.handler ?? ((invocation: CniInvocation) => handleCniInvocation(invocation, options.agent, warn));
-  let queue: Promise<unknown> = Promise.resolve();
+  const handler = options.handler ?? ((invocation: CniInvocation) => handleCniInvocation(invocation, agent, warn));
+  const locks = new LockTable();
+  /** Every invocation still running (answered or not), so close() can wait for them. */
+  const running = new Set<Promise<unknown>>();
   let served = 0;
   let seq = 0;
 
-  const runQueued = (invocation: CniInvocation): Promise<CniOutcome> => {
-    const result = queue.then(async () => {
+  const runGuarded = async (invocation: CniInvocation): Promise<CniOutcome> => {
+    try {
+      return await handler(invocation);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.error({ err: message, stack: err instanceof Error ? err.stack : undefined }, 'cni invocation failed inside the plugin');
+      return cniError(INTERNAL_ERROR_CODE, 'virt-net-agent cni-daemon: internal error', message);
+    }
+  };
+
+  /** Runs the invocation under its locks; answers by the deadline whether or not the work has ended. */
+  const runInvocation = (invocation: CniInvocation, conn: number): Promise<CniOutcome> => {
+    const work = (async () => {
+      const release = await acquireAll(locks, locksFor(invocation.env, invocation.stdin));
       try {
-        return await handler(invocation);
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        log.error({ err: message }, 'cni invocation failed inside the plugin');
-        return cniError(INTERNAL_ERROR_CODE, 'virt-net-agent cni-daemon: internal error', message);
+        return await runGuarded(invocation);
+      } finally {
+        release();
       }
+    })();
+    running.add(work);
+    void work.finally(() => running.delete(work));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<CniOutcome>((resolve) => {
+      timer = setTimeout(() => {
+        const env = invocation.env;
+        log.warn({ conn, command: env['CNI_COMMAND'], containerId: env['CNI_CONTAINERID'], ifname: env['CNI_IFNAME'], deadlineMs: agent.invocationTimeoutMs }, 'cni invocation overran its deadline: answered "try again later", the work keeps its pod until it ends');
+        resolve(cniError(CNI_CODES.tryAgainLater, `virt-net-agent cni-daemon: the invocation did not finish within invocationTimeoutMs (${agent.invocationTimeoutMs} ms); try again later`));
+      }, agent.invocationTimeoutMs);
     });
-    queue = result.catch(() => undefined);
-    return result;
+    return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
   };
 
   const onConnection = (socket: Socket): void => {
     const id = ++seq;
-    const chunks: Buffer[] = [];
-    let received = 0;
+    socket.on('error', (err) => log.warn({ conn: id, err: err.message }, 'shim connection error'));
+    const peer = peerCredentials(socket);
+    if (!peerAllowed(peer, agent.socketGroup)) {
+      log.warn({ conn: id, peer: peer ?? 'unknown', socketGroup: agent.socketGroup }, 'shim connection refused: the peer is neither root nor in socketGroup');
+      socket.destroy();
+      return;
+    }
+    const request = new RequestAccumulator();
     let done = false;
     const started = process.hrtime.bigint();
     socket.setTimeout(REQUEST_TIMEOUT_MS, () => {
-      if (!done) log.warn({ conn: id, bytes: received }, 'shim connection timed out before a complete request');
+      if (!done) log.warn({ conn: id, bytes: request.bytes }, 'shim connection timed out before a complete request');
       socket.destroy();
     });
-    socket.on('error', (err) => log.warn({ conn: id, err: err.message }, 'shim connection error'));
     socket.on('data', (chunk: Buffer) => {
       if (done) return;
-      chunks.push(chunk);
-      received += chunk.length;
       let invocation: CniInvocation | null;
       try {
-        invocation = decodeRequest(chunks.length === 1 ? chunk : Buffer.concat(chunks));
+        invocation = request.push(chunk);
       } catch (err) {
         done = true;
         log.warn({ conn: id, err: err instanceof FramingError ? err.message : String(err) }, 'malformed shim request');
@@ -87,7 +118,7 @@ export async function startCniDaemon(options: CniDaemonOptions): Promise<CniDaem
       done = true;
       socket.setTimeout(0);
       const env = invocation.env;
-      void runQueued(invocation).then((outcome) => {
+      void runInvocation(invocation, id).then((outcome) => {
         served++;
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         log.info(
@@ -100,13 +131,7 @@ export async function startCniDaemon(options: CniDaemonOptions): Promise<CniDaem
   };
 
   const server: Server = createServer(onConnection);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenRestricted(server, options.socketPath, agent.socketGroup);
   server.on('error', (err) => log.error({ err: err.message }, 'cni-daemon socket error'));
 
   return {
@@ -114,7 +139,7 @@ export async function startCniDaemon(options: CniDaemonOptions): Promise<CniDaem
     served: () => served,
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await queue;
+      while (running.size > 0) await Promise.allSettled([...running]);
     },
   };
 }

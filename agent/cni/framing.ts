@@ -49,6 +49,62 @@ export function decodeRequest(buf: Buffer): CniInvocation | null {
   return { env, stdin: buf.subarray(off, off + stdinLen).toString('utf8') };
 }
 
+/**
+ * Collects a request arriving in chunks without joining them again for every chunk (the lengths are read from the
+ * few header bytes; the chunks are joined once, when the request is complete). Checks the magic and the lengths as
+ * soon as their bytes are in, so a wrong or oversized request is refused before it is read.
+ */
+export class RequestAccumulator {
+  private readonly chunks: Buffer[] = [];
+  private received = 0;
+  /** The request's whole length once both lengths are known. */
+  private total: number | null = null;
+
+  get bytes(): number {
+    return this.received;
+  }
+
+  /** `n` bytes from `offset` (which the caller knows have arrived), copied out of the chunks. */
+  private peek(offset: number, n: number): Buffer {
+    const out = Buffer.alloc(n);
+    let skip = offset;
+    let filled = 0;
+    for (const chunk of this.chunks) {
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+        continue;
+      }
+      filled += chunk.copy(out, filled, skip, Math.min(chunk.length, skip + n - filled));
+      skip = 0;
+      if (filled === n) break;
+    }
+    return out;
+  }
+
+  /** Adds a chunk; the invocation once complete, null while more bytes are needed. Throws FramingError. */
+  push(chunk: Buffer): CniInvocation | null {
+    const before = this.received;
+    this.chunks.push(chunk);
+    this.received += chunk.length;
+    if (before < MAGIC.length && this.received >= MAGIC.length && !this.peek(0, MAGIC.length).equals(MAGIC)) {
+      throw new FramingError('bad magic (not a virt-net-agent shim request)');
+    }
+    if (this.total === null) {
+      const envAt = MAGIC.length;
+      if (this.received < envAt + 4) return null;
+      const envLen = this.peek(envAt, 4).readUInt32BE(0);
+      if (envLen > MAX_ENV_BYTES) throw new FramingError(`environment of ${envLen} bytes exceeds ${MAX_ENV_BYTES}`);
+      const stdinAt = envAt + 4 + envLen;
+      if (this.received < stdinAt + 4) return null;
+      const stdinLen = this.peek(stdinAt, 4).readUInt32BE(0);
+      if (stdinLen > MAX_STDIN_BYTES) throw new FramingError(`stdin of ${stdinLen} bytes exceeds ${MAX_STDIN_BYTES}`);
+      this.total = stdinAt + 4 + stdinLen;
+    }
+    if (this.received < this.total) return null;
+    return decodeRequest(this.chunks.length === 1 ? this.chunks[0] ?? Buffer.alloc(0) : Buffer.concat(this.chunks, this.received));
+  }
+}
+
 export function encodeRequest(invocation: CniInvocation): Buffer {
   const env = Buffer.from(
     Object.entries(invocation.env)

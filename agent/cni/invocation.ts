@@ -18,7 +18,7 @@ export { cniError, SUPPORTED_CNI_VERSIONS, type CniEnvironment, type CniInvocati
 /** Busy kernel resources are worth a retry (11); other kernel failures are I/O failures (5). */
 const RETRYABLE = new Set(['EBUSY', 'EAGAIN', 'EINTR']);
 
-function toOutcome(error: unknown, cniVersion: string): CniOutcome {
+function toOutcome(error: unknown, cniVersion: string, warn: CniWarn): CniOutcome {
   if (error instanceof CniSpecError) return cniError(error.code, error.message, error.details, cniVersion);
   if (error instanceof KernelError) {
     const code = error.code !== null && RETRYABLE.has(error.code) ? CNI_CODES.tryAgainLater : CNI_CODES.ioFailure;
@@ -26,8 +26,10 @@ function toOutcome(error: unknown, cniVersion: string): CniOutcome {
   }
   if (error instanceof PlanError) return cniError(CNI_CODES.invalidConfig, error.oneLine(), undefined, cniVersion);
   if (error instanceof AgentError) return cniError(error.exitCode === 2 ? CNI_CODES.invalidConfig : CNI_CODES.ioFailure, error.oneLine(), undefined, cniVersion);
+  // A bug: the stack goes to the log, never into the answer (runtimes put CNI errors into pod events, for the tenant).
   const message = error instanceof Error ? error.message : String(error);
-  return cniError(CNI_CODES.ioFailure, `internal error: ${message}`, error instanceof Error ? error.stack : undefined, cniVersion);
+  warn('internal error in the plugin', { err: message, stack: error instanceof Error ? error.stack : undefined });
+  return cniError(CNI_CODES.ioFailure, `internal error: ${message.split('\n')[0] ?? ''}`, undefined, cniVersion);
 }
 
 /** The command modules load on first use: VERSION (and the daemon's start) stay cheap. */
@@ -62,6 +64,6 @@ export async function handleCniInvocation(invocation: CniInvocation, agent: Agen
     cniVersion = request.conf.cniVersion;
     return { stdout: await run(request, agent, warn), exitCode: 0 };
   } catch (error) {
-    return toOutcome(error, cniVersion);
+    return toOutcome(error, cniVersion, warn);
   }
 }

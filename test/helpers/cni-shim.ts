@@ -58,13 +58,16 @@ export interface DaemonOptions {
   readonly env?: Record<string, string>;
   /** Runs `executable cni-daemon …` (the fallback executable, as install-cni.sh deploys it) instead of the bundle. */
   readonly executable?: string;
+  /** Runs it under this command, e.g. `ip netns exec NODE` (the runtime's namespace). */
+  readonly wrapper?: readonly string[];
 }
 
 /** `node dist/virt-net-agent.mjs cni-daemon --config FILE --socket PATH`, resolved once it accepts connections. */
 export async function startDaemonProcess(socket: string, options: DaemonOptions): Promise<DaemonProcess> {
-  const { config, env = {}, executable } = options;
+  const { config, env = {}, executable, wrapper = [] } = options;
   const flags = ['cni-daemon', '--config', config, '--socket', socket];
-  const [file, args] = executable === undefined ? [process.execPath, [BUNDLE, ...flags]] : [executable, flags];
+  const argv = [...wrapper, ...(executable === undefined ? [process.execPath, BUNDLE] : [executable]), ...flags];
+  const [file = '', ...args] = argv;
   const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

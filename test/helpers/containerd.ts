@@ -268,7 +268,8 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     ipamDir: p('ipam'),
     stateRoot: p('agent', 'state'),
     agentConfig: p('agent', 'config.yaml'),
-    agentSocket: p('agent', 'cni.sock'),
+    // The daemon makes its socket's directory root 0700 (an existing looser one, like 'agent' itself, it refuses).
+    agentSocket: p('agent', 'run', 'cni.sock'),
     cgroupRoot: `/vna-cri-${tag}`,
     get cri(): CriClient {
       if (cri === undefined) throw new Error('containerd harness: not started');

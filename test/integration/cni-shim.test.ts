@@ -72,26 +72,35 @@ describe('the shim and an in-process daemon', () => {
     expect(seen).toHaveLength(1);
   });
 
-  it('answers concurrent invocations, running them one at a time in the daemon', async () => {
+  it('answers concurrent invocations: different pods at the same time, one pod one invocation at a time', async () => {
     let running = 0;
     let maxRunning = 0;
+    const perPod = new Map<string, number>();
+    let maxPerPod = 0;
     const socket = join(dir, 'd.sock');
     daemon = await startCniDaemon({
       socketPath: socket,
       logger: silent,
       agent,
       handler: async (inv) => {
+        const pod = inv.env['CNI_CONTAINERID'] ?? '';
         running++;
+        perPod.set(pod, (perPod.get(pod) ?? 0) + 1);
         maxRunning = Math.max(maxRunning, running);
-        await new Promise((r) => setImmediate(r));
+        maxPerPod = Math.max(maxPerPod, perPod.get(pod) ?? 0);
+        await new Promise((r) => setTimeout(r, 20));
         running--;
-        return { stdout: `${inv.env['CNI_CONTAINERID'] ?? ''}:${inv.stdin}`, exitCode: 0 };
+        perPod.set(pod, (perPod.get(pod) ?? 0) - 1);
+        return { stdout: `${pod}:${inv.stdin}`, exitCode: 0 };
       },
     });
-    const runs = await Promise.all(Array.from({ length: 16 }, (_, i) => runWithEnv(SHIM, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: `c${i}`, VIRT_NET_AGENT_CNI_SOCKET: socket }, `conf${i}`)));
-    expect(runs.map((r) => r.stdout)).toEqual(Array.from({ length: 16 }, (_, i) => `c${i}:conf${i}`));
+    // 16 invocations for 4 pods: the pods' run side by side, each pod's one after another.
+    const pods = Array.from({ length: 16 }, (_, i) => `c${i % 4}`);
+    const runs = await Promise.all(pods.map((pod, i) => runWithEnv(SHIM, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod, VIRT_NET_AGENT_CNI_SOCKET: socket }, `{"name":"n","i":${i}}`)));
+    expect(runs.map((r) => r.stdout)).toEqual(pods.map((pod, i) => `${pod}:{"name":"n","i":${i}}`));
     expect(runs.every((r) => r.code === 0)).toBe(true);
-    expect(maxRunning).toBe(1);
+    expect(maxRunning).toBeGreaterThan(1);
+    expect(maxPerPod).toBe(1);
     expect(daemon.served()).toBe(16);
   });
 
@@ -109,7 +118,7 @@ describe('the shim and an in-process daemon', () => {
     });
     const first = await runWithEnv(SHIM, { CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: socket }, '');
     expect(first.code).toBe(1);
-    expect(JSON.parse(first.stdout)).toMatchObject({ code: 100, details: 'boom' });
+    expect(JSON.parse(first.stdout)).toEqual({ cniVersion: '1.1.0', code: 100, msg: 'virt-net-agent cni-daemon: internal error', details: 'boom' });
     const second = await runWithEnv(SHIM, { CNI_COMMAND: 'VERSION', VIRT_NET_AGENT_CNI_SOCKET: socket }, '');
     expect(second.code).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });

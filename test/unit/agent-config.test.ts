@@ -26,6 +26,10 @@ describe('parseAgentConfig', () => {
     const yaml = 'stateRoot: /srv/state\nkubeconfig: /etc/kc\nvmiDir: /srv/vmis\nallowInsecureApi: true\nmaxFileBytes: 5000\n';
     expect(parseAgentConfig(yaml, '/c.yaml')).toMatchObject({ stateRoot: '/srv/state', kubeconfig: '/etc/kc', vmiDir: '/srv/vmis', allowInsecureApi: true, maxFileBytes: 5000 });
     expect(parseAgentConfig('{"kubeconfig": null, "socket": "/run/x.sock"}', '/c.json')).toMatchObject({ kubeconfig: null, socket: '/run/x.sock' });
+    const groups = (name: string): number | null => (name === 'vna-shims' ? 4242 : null);
+    expect(parseAgentConfig('socketGroup: vna-shims\ninvocationTimeoutMs: 5000\n', '/c.yaml', groups)).toMatchObject({ socketGroup: 4242, invocationTimeoutMs: 5000 });
+    expect(parseAgentConfig('socketGroup: 0', '/c.yaml', groups)).toMatchObject({ socketGroup: 0 });
+    expect(message(() => parseAgentConfig('socketGroup: nosuchgroup', '/c.yaml', groups))).toBe('/c.yaml: socketGroup: no group named "nosuchgroup" in /etc/group');
   });
 
   it('names the file and the setting of every bad value', () => {

@@ -134,6 +134,20 @@ static int write_all(int fd, const void *buf, size_t len) {
   return 0;
 }
 
+/* To the daemon: send(MSG_NOSIGNAL), so a daemon that closes the connection (a refused peer, a crash) is an EPIPE the
+ * shim answers with the fallback, not a SIGPIPE that kills it without an answer for the runtime. */
+static int send_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
 static int read_all(int fd, void *buf, size_t len) {
   char *p = buf;
   while (len > 0) {
@@ -222,7 +236,7 @@ int main(void) {
   memcpy(p, input, in_len);
 
   unsigned char head[MAGIC_LEN + 8];
-  if (write_all(fd, req, req_len) != 0 || read_all(fd, head, sizeof head) != 0) {
+  if (send_all(fd, req, req_len) != 0 || read_all(fd, head, sizeof head) != 0) {
     close(fd);
     run_fallback_with("the cni-daemon closed the connection", input, in_len);
   }
