@@ -41,7 +41,7 @@ function deployDocs(file: string): Doc[] {
 /** Every occurrence of a moved host path (as a whole path component prefix) under `root`. */
 function movePaths(text: string, root: string): string {
   let out = text;
-  for (const p of MOVED) out = out.replace(new RegExp(`(?<![\\w/.-])${p.replace(/\//g, '\\/')}(?=[/"'\\s]|$)`, 'gm'), `${root}${p}`);
+  for (const p of MOVED) out = out.replace(new RegExp(`(?<![\\w/.-])${p.replace(/\//g, '\\/')}(?=[/"'\\s;]|$)`, 'gm'), `${root}${p}`);
   return out;
 }
 
