@@ -10,7 +10,7 @@ PACKAGES=(
   libxml2-utils cpio kea-admin containernetworking-plugins file libcap2-bin openssl
   g++ make python3 gcc libc6-dev podman buildah crun mmdebstrap runc
   openvswitch-switch ovn-central ovn-host ethtool iputils-ping
-  containerd iptables
+  containerd iptables prometheus
 )
 
 if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then

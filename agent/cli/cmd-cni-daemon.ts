@@ -6,6 +6,7 @@ import type { Command } from './command.js';
 import { InputError } from '../plan/errors.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
 import { DEFAULT_AGENT_CONFIG_PATH, defaultAgentConfig, loadAgentConfig } from '../cni/agent-config.js';
+import { parseMetricsAddress, type MetricsServer } from '../metrics/server.js';
 
 /** The same variable as serve's (cmd-serve.ts); not imported from there, which would load serve's code. */
 const LOG_LEVEL_ENV = 'VIRT_NET_AGENT_LOG_LEVEL';
@@ -15,10 +16,11 @@ export const DEFAULT_CNI_SOCKET = defaultAgentConfig().socket;
 const OPTIONS = {
   config: { type: 'string' },
   socket: { type: 'string' },
+  'metrics-address': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const USAGE = `Usage: virt-net-agent cni-daemon [--config FILE] [--socket PATH]
+const USAGE = `Usage: virt-net-agent cni-daemon [--config FILE] [--socket PATH] [--metrics-address HOST:PORT]
 
 Runs the CNI plugin resident. The static shim installed as /opt/cni/bin/virt-net-agent forwards each invocation
 (its environment and stdin) to this socket and prints the answer, so an ADD costs no Node start; with no daemon
@@ -41,6 +43,9 @@ sockets without withdrawing the guests' routes, so the next daemon (a restart, a
                   with socketGroup); a path that is not a socket is never deleted. Peers must be root or in
                   socketGroup (SO_PEERCRED); others are disconnected and logged.
                   The shim finds it through VIRT_NET_AGENT_CNI_SOCKET or "socket=PATH" in /opt/cni/bin/virt-net-agent.conf.
+  --metrics-address HOST:PORT
+                  serve Prometheus metrics (GET /metrics, plain HTTP) there, e.g. 127.0.0.1:9101 ([::1]:9101, :9101 =
+                  every address); default: the configuration's metricsAddress, else off. docs/metrics.md.
 
 Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info).
 Exit status: 0 stopped by SIGTERM/SIGINT; 2 bad flags, a refused agent configuration, socket directory or socket
@@ -83,7 +88,19 @@ export const cniDaemonCommand: Command = {
     const { handleCniInvocation } = await import('../cni/invocation.js');
     const warn = (message: string, fields: Readonly<Record<string, unknown>>): void => logger.warn(fields, message);
     const plugin = (invocation: import('../cni/spec.js').CniInvocation): Promise<import('../cni/spec.js').CniOutcome> => handleCniInvocation(invocation, agent, warn);
-    const daemon = await startCniDaemon({ socketPath, logger, agent, handler: serving === null ? plugin : serving.wrap(plugin) });
+    const metricsText = values['metrics-address'] ?? agent.metricsAddress;
+    const metricsAddress = metricsText === null ? null : parseMetricsAddress(metricsText, values['metrics-address'] !== undefined ? '--metrics-address' : `${agent.source ?? 'config'}: metricsAddress`);
+    let observe: ((command: string, outcome: { exitCode: number; stdout: string }, seconds: number) => void) | undefined;
+    const daemon = await startCniDaemon({ socketPath, logger, agent, handler: serving === null ? plugin : serving.wrap(plugin), onAnswered: (c, o, seconds) => observe?.(c, o, seconds) });
+    let metricsServer: MetricsServer | null = null;
+    if (metricsAddress !== null) {
+      const { createCniMetrics, cniCode } = await import('../metrics/cni-metrics.js');
+      const metrics = createCniMetrics({ stateRoot: agent.stateRoot });
+      observe = (command, outcome, seconds) => metrics.observe(command, cniCode(outcome.exitCode, outcome.stdout), seconds);
+      const { startMetricsServer } = await import('../metrics/server.js');
+      metricsServer = await startMetricsServer(metricsAddress, metrics.registry);
+      logger.info({ address: `${metricsServer.address.host || '*'}:${metricsServer.address.port}` }, 'metrics listening');
+    }
     logger.info({ socket: socketPath, pid: process.pid, config: agent.source, stateRoot: agent.stateRoot, socketGroup: agent.socketGroup, backgroundDeletes: worker !== null }, 'cni-daemon listening');
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
@@ -95,6 +112,7 @@ export const cniDaemonCommand: Command = {
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
     });
+    await metricsServer?.close();
     await daemon.close();
     await serving?.close({ goodbye: false });
     setBackgroundNetlink(null);

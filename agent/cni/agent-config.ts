@@ -44,6 +44,8 @@ export interface AgentConfig {
    * leaves that to `serve` or `sidecar --serve` in the launcher pod.
    */
   readonly serveDhcp: boolean;
+  /** Where cni-daemon serves Prometheus metrics (HOST:PORT); null: off. */
+  readonly metricsAddress: string | null;
 }
 
 const DEFAULTS: Omit<AgentConfig, 'source'> = {
@@ -58,6 +60,7 @@ const DEFAULTS: Omit<AgentConfig, 'source'> = {
   apiTimeoutMs: 10_000,
   apiMaxResponseBytes: 4 << 20,
   serveDhcp: true,
+  metricsAddress: null,
 };
 
 /** The built-in configuration (no file): what a node without /etc/virt-net-agent/config.yaml gets. */
@@ -139,6 +142,11 @@ function parsers(lookupGroup: (name: string) => number | null): Readonly<Record<
     serveDhcp: (v, k, f) => {
       if (typeof v !== 'boolean') throw bad(f, k, 'must be true or false');
       return { serveDhcp: v };
+    },
+    metricsAddress: (v, k, f) => {
+      if (v === null) return { metricsAddress: null };
+      if (typeof v !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[0-9.]*):\d{1,5}$/.test(v)) throw bad(f, k, `must be HOST:PORT (e.g. 127.0.0.1:9101), got ${JSON.stringify(v)}`);
+      return { metricsAddress: v };
     },
   };
 }

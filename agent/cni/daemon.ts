@@ -28,6 +28,8 @@ export interface CniDaemonOptions {
   readonly agent: AgentConfig;
   /** Defaults to the plugin itself under `agent`; tests pass stand-ins. */
   readonly handler?: CniHandler;
+  /** Called for every answered invocation (metrics): its command, the answer, the seconds from request to answer. */
+  readonly onAnswered?: (command: string, outcome: CniOutcome, seconds: number) => void;
 }
 
 export interface CniDaemon {
@@ -125,6 +127,7 @@ export async function startCniDaemon(options: CniDaemonOptions): Promise<CniDaem
           { conn: id, command: env['CNI_COMMAND'], containerId: env['CNI_CONTAINERID'], ifname: env['CNI_IFNAME'], exitCode: outcome.exitCode, ms: Math.round(ms * 100) / 100 },
           'cni invocation',
         );
+        options.onAnswered?.(env['CNI_COMMAND'] ?? '', outcome, ms / 1000);
         socket.end(encodeResponse(outcome));
       });
     });

@@ -112,9 +112,10 @@ export class SyncNetlinkSocket {
   private fd: number;
   private readonly buffer = Buffer.alloc(RECEIVE_BUFFER_BYTES);
 
-  constructor() {
+  /** `protocol`: NETLINK_ROUTE (default) or another netlink family (NETLINK_NETFILTER = 12 for nf_tables). */
+  constructor(protocol: number = NETLINK_ROUTE) {
     const c = libc();
-    this.fd = checked('socket', c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    this.fd = checked('socket', c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
     const timeout = Buffer.alloc(16);
     timeout.writeBigInt64LE(BigInt(REPLY_TIMEOUT_SECONDS), 0);
     const one = Buffer.alloc(4);

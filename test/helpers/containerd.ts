@@ -60,6 +60,8 @@ export interface ContainerdOptions {
   readonly binDir?: string;
   /** Sandbox netns bind mounts under containerd's state dir (default) or, false, in /var/run/netns as on a node. */
   readonly netnsUnderStateDir?: boolean;
+  /** More arguments of `cni-daemon` (e.g. --metrics-address). */
+  readonly daemonArgs?: readonly string[];
 }
 
 /** One invocation of our plugin as containerd made it (through the vna-logged wrapper). */
@@ -458,7 +460,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     }
     writeConflist(opts.plugins(self));
     if (opts.daemon !== false && !external) {
-      daemon = spawnLogged(['nsenter', `--net=${node.path}`, join(dirs.bin, 'virt-net-agent.d', 'virt-net-agent'), 'cni-daemon', '--config', self.agentConfig], p('logs', 'cni-daemon.err'));
+      daemon = spawnLogged(['nsenter', `--net=${node.path}`, join(dirs.bin, 'virt-net-agent.d', 'virt-net-agent'), 'cni-daemon', '--config', self.agentConfig, ...(opts.daemonArgs ?? [])], p('logs', 'cni-daemon.err'));
       track(daemon);
       const d = daemon;
       await waitFor(async () => {
