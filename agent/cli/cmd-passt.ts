@@ -62,6 +62,9 @@ async function run(args: readonly string[]): Promise<number> {
   };
   const vmiPath = need(values.vmi, '--vmi');
   const netnsPath = need(values.netns, '--netns');
+  // passt is started through nsenter: check the namespace first as every --netns is (nsfs, network, not the node's).
+  const { openNetnsScope } = await import('../apply/netns.js');
+  openNetnsScope({ netnsPath }).close();
   const socketDir = need(values['socket-dir'], '--socket-dir');
   const runAs = parseRunAs(values.runas);
   const document = await readDocument(vmiPath, '--vmi');

@@ -6,7 +6,7 @@
 // the node's namespace for DEL and GC (what a record holds when its /proc/PID/ns/net PID was reused by a node
 // process), with look-alike links there that a teardown would delete. Nothing of the machine is touched.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,6 +98,24 @@ describe.skipIf(!netnsAvailable())('namespaces are checked before use (holes 4 a
       const r = await cni.node.exec([...PRIVATE_PID_NS, process.execPath, CLI, 'discover', ...flags, '--hostname', 'h']);
       expect(r.code, r.stdout).toBe(2);
       expect(r.stderr).toMatch(new RegExp(`^virt-net-agent: ${flags[0]}: /proc/1/ns/net is the node's own network namespace \\(that of PID 1\\)`));
+    }
+  });
+
+  it('passt --netns of a FIFO is refused before passt is started (nsenter would block on it)', async () => {
+    const fifo = join(dir, 'fifo-passt');
+    execFileSync('mkfifo', [fifo]);
+    const vmi = join(dir, 'passt-vmi.json');
+    writeFileSync(vmi, JSON.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'v', namespace: 'd', uid: 'u' }, spec: { domain: { devices: { interfaces: [{ name: 'default', passtBinding: {} }] } }, networks: [{ name: 'default', pod: {} }] } }));
+    // A socket folder passt's user could use, so that nothing but the namespace stands in the way (the old code then
+    // started passt through nsenter, which blocked on the FIFO, and supervised it forever).
+    const open = mkdtempSync(join(tmpdir(), 'vna-sec-passt-'));
+    try {
+      chmodSync(open, 0o755);
+      const r = await cni.node.exec([process.execPath, CLI, 'passt', '--vmi', vmi, '--netns', fifo, '--socket-dir', join(open, 'sockets')], { timeoutMs: 30_000 });
+      expect(r.stderr).toBe(`virt-net-agent: --netns: ${fifo} is a FIFO, not a network namespace\n`);
+      expect(r.code).toBe(2);
+    } finally {
+      rmSync(open, { recursive: true, force: true });
     }
   });
 
