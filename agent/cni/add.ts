@@ -9,6 +9,7 @@ import { attachmentDiscover, openPodDriver, pluginArch } from './pod-access.js';
 import { podNameArg } from './pod-name.js';
 import { podNicOf, type PrevResult } from './prev-result.js';
 import { renderResult } from './result.js';
+import { ensureStateRoot } from './state-root.js';
 import { chainedConfig, chainedVmi } from './vmi-input.js';
 
 /**
@@ -42,6 +43,7 @@ export async function chainedAdd(request: CniRequest, binding: ChainedBinding, a
   const kubevirtConfig = chainedConfig(binding);
   const driver = openPodDriver(request.netns);
   try {
+    ensureStateRoot(agent.stateRoot);
     const setup = await runSetup(driver, {
       vmi,
       config: kubevirtConfig,

@@ -25,6 +25,7 @@ import { podOf } from './pod-name.js';
 import { attachmentDiscover, openPodDriver, pluginArch } from './pod-access.js';
 import type { ResultInterface } from './prev-result.js';
 import { renderResult } from './result.js';
+import { ensureStateRoot } from './state-root.js';
 
 /** What the unprivileged hook sidecar needs to bind DHCP's ports 67 and 547 (KubeVirt's passt-binding CNI sets the same). */
 export const SIDECAR_SYSCTLS: Readonly<Record<string, string>> = { 'net.ipv4.ip_unprivileged_port_start': '0' };
@@ -65,6 +66,7 @@ export async function bindingPluginAdd(request: CniRequest, agent: AgentConfig):
   const { vmi, phase } = bindingPluginVmi(await sourceVmi(request, agent), network, key, request.args['K8S_POD_NAME']);
   const driver = openPodDriver(request.netns);
   try {
+    ensureStateRoot(agent.stateRoot);
     const setup = await runSetup(driver, {
       vmi,
       config: {},

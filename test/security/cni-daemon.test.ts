@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE } from '../helpers/agent-run.js';
 import { writeAgentConfig } from '../helpers/agent-config.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
+import { plugin } from '../helpers/cni-plugin.js';
 import { runWithEnv, SHIM, startDaemonProcess, type ProgramRun } from '../helpers/cni-shim.js';
 import { makeApiCertificate, startFakeApi, writeKubeconfig } from '../helpers/kube-api.js';
 import { netnsAvailable, waitFor } from '../helpers/netns.js';
@@ -164,6 +165,24 @@ describe.skipIf(!netnsAvailable())('one invocation cannot hold up the others (ho
     for (const stop of stops) await stop();
     await b?.cleanup();
     await a?.cleanup();
+  });
+
+  it("an ADD by the fallback before the daemon's first start leaves the shared default layout acceptable to the daemon (state root and socket directory root 0700)", async () => {
+    // The default layout, moved into the test's folder: /run/virt-net-agent/cni (state) beside /run/virt-net-agent/cni.sock.
+    const home = mkdtempSync(join(dir, 'layout-'));
+    const run = join(home, 'run', 'virt-net-agent');
+    const config = writeAgentConfig(dir, { stateRoot: join(run, 'cni'), socket: join(run, 'cni.sock') });
+    const env = { CNI_CONTAINERID: b.containerId, CNI_NETNS: b.pod.path, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', VIRT_NET_AGENT_CONFIG: config };
+    const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'podnet', type: 'virt-net-agent', binding: 'masquerade', prevResult: b.attachments[0]?.result });
+    const add = await plugin(a.node, { ...env, CNI_COMMAND: 'ADD' }, conf);
+    try {
+      expect(add.code, add.stdout).toBe(0);
+      for (const folder of [run, join(run, 'cni')]) expect((statSync(folder).mode & 0o7777).toString(8), folder).toBe('700');
+      const d = await startDaemonProcess(join(run, 'cni.sock'), { config });
+      await d.stop();
+    } finally {
+      expect((await plugin(a.node, { ...env, CNI_COMMAND: 'DEL' }, conf)).code).toBe(0);
+    }
   });
 
   it('an ADD whose API hangs is answered "try again later" at its deadline; an ADD for another pod is answered meanwhile; a DEL of the hung pod waits until that work ends', async () => {
