@@ -64,12 +64,14 @@ interface ModelLink {
    * Neighbour entries with a MAC the kernel sends to, ip → whether the entry is permanent (a round-2 agent pinned
    * the guest that way; such an entry is replaced, since the kernel never re-learns it).
    */
-  validNeighbours: Map<string, { readonly permanent: boolean }>;
+  validNeighbours: Map<string, { readonly permanent: boolean; readonly reachable: boolean; readonly mac: string }>;
   readonly tun: LinkInfo['tun'];
 }
 
 /** The kernel as the actions so far would leave it. */
 class Model {
+  /** A migration target's setup: the guest is not in this pod yet (neighbour entries are set fresh). */
+  guestAbsent = false;
   readonly links: ModelLink[];
 
   constructor(snapshot: KernelSnapshot) {
@@ -88,7 +90,7 @@ class Model {
         .map((address) => address.cidr),
       linkLocal: snapshot.addresses.filter((address) => address.index === link.index && isKernelManagedAddress(address)).map((address) => address.cidr),
       validNeighbours: new Map(
-        (snapshot.neighbours ?? []).filter((entry) => entry.index === link.index && entry.valid).map((entry) => [entry.ip, { permanent: entry.permanent }]),
+        (snapshot.neighbours ?? []).filter((entry) => entry.index === link.index && entry.valid).map((entry) => [entry.ip, { permanent: entry.permanent, reachable: entry.reachable, mac: entry.mac.toLowerCase() }]),
       ),
       tun: link.tun,
     }));
@@ -174,17 +176,20 @@ function convergeLink(model: Model, link: ModelLink, step: LinkStep, actions: Ke
  * The step's neighbour entries, once every link of its network is in place: a port joining or leaving a bridge can
  * change the bridge's carrier, and a carrier loss flushes every entry that is not permanent (the driver settles a
  * pending one before it writes). An entry the kernel already resolves (ours, or one it learned) is left alone whatever
- * its MAC: the guest may have changed its MAC since, and the kernel re-verifies it.
+ * its MAC: the guest may have changed its MAC since, and the kernel re-verifies it. Except on a migration target,
+ * where no guest runs yet: there the entry must be fresh (REACHABLE, the status MAC) when the guest arrives, or
+ * pre-switchover traffic re-verifies it into FAILED (a pod set up a while before, or reused).
  */
 function convergeNeighbours(model: Model, step: LinkStep, actions: KernelAction[]): void {
   if (step.op === 'delete' || (step.neighbours ?? []).length === 0) return;
   const link = model.byName(step.renameTo ?? step.name);
   if (!link) return;
   for (const entry of step.neighbours ?? []) {
+    const mac = entry.mac.toLowerCase();
     const held = link.validNeighbours.get(entry.ip);
-    if (held !== undefined && !held.permanent) continue;
-    actions.push({ do: 'set-neighbour', link: link.name, ip: entry.ip, mac: entry.mac.toLowerCase() });
-    link.validNeighbours.set(entry.ip, { permanent: false });
+    if (held !== undefined && !held.permanent && (!model.guestAbsent || (held.reachable && held.mac === mac))) continue;
+    actions.push({ do: 'set-neighbour', link: link.name, ip: entry.ip, mac });
+    link.validNeighbours.set(entry.ip, { permanent: false, reachable: true, mac });
   }
 }
 
@@ -245,6 +250,7 @@ function reconcileStep(model: Model, step: LinkStep, seed: string, options: Reco
 /** The actions that bring the pod from the snapshot to the plan, in a safe order: links, sysctls, nftables. */
 export function reconcile(plan: Plan, snapshot: KernelSnapshot, options: ReconcileOptions): KernelAction[] {
   const model = new Model(snapshot);
+  model.guestAbsent = plan.phase === 'migration-target';
   const actions: KernelAction[] = [];
   for (const network of plan.networks) {
     const seed = network.podIdentity?.mac ?? network.name;

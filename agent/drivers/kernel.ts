@@ -49,6 +49,8 @@ export interface NeighbourInfo {
   readonly permanent: boolean;
   /** The kernel holds a MAC it sends to (NUD_VALID: reachable, stale, delay, probe, noarp, permanent). */
   readonly valid: boolean;
+  /** NUD_REACHABLE: confirmed (or set) recently; used without re-verification until the reachable time runs out. */
+  readonly reachable: boolean;
 }
 
 export interface TapOptions {

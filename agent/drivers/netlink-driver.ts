@@ -13,7 +13,7 @@ import { hasErrno, KernelError } from './kernel-error.js';
 import { createLibNft } from './libnftables.js';
 import { createNft } from './nft.js';
 import { backgroundNetlink, type NetlinkWorker } from './netlink-worker.js';
-import { NUD_PERMANENT, NUD_VALID } from './rtnl-codec.js';
+import { NUD_PERMANENT, NUD_REACHABLE, NUD_VALID } from './rtnl-codec.js';
 import { Rtnl, type RtLink, type RtRoute } from './rtnl.js';
 import { readSysctl, writeSysctl } from './sysctl.js';
 import { createTapDevice } from './tap.js';
@@ -171,6 +171,7 @@ export function createNetlinkDriver(options: NetlinkDriverOptions = {}): KernelD
         mac: macText(n.lladdr),
         permanent: (n.state & NUD_PERMANENT) !== 0,
         valid: (n.state & NUD_VALID) !== 0 && n.lladdr !== null,
+        reachable: (n.state & NUD_REACHABLE) !== 0 && n.lladdr !== null,
       }));
     },
     supportsLinkKind(kind) {

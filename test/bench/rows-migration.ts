@@ -98,6 +98,9 @@ export async function migrationRows(env: BenchEnv): Promise<Row[]> {
       for (; count('agent') < perKind || count('script') < perKind; i++) {
         if (order[i % order.length] === at) i++; // after a fresh guest in agent1
         const to = order[i % order.length] as PodSide;
+        // An agent pod about to receive the guest is set up as a migration target right before the hop, as virt-handler
+        // does for each new target pod (the bench reuses its pods): its neighbour entry for the guest is fresh then.
+        if (to.label.startsWith('agent')) await agentOk(['setup', '--vmi', targetVmi, '--phase', 'migration-target', ...to.podArgs()]);
         const probe = await startProbe(node, join(env.workDir, `mig-probe-${i}.log`), [at.podIp, to.podIp]);
         let mig: Awaited<ReturnType<typeof migrate>>;
         try {

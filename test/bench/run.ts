@@ -1,7 +1,7 @@
 // `npm run bench`: runs the side-by-side benchmarks (each row measures agent and baseline interleaved in the same run) and prints one table.
 //
 // It builds nothing: run `npm run build` first (it runs dist/test/bench/run.js and spawns dist/agent/cli/cli.js).
-// Flags: --rounds N (default 7), --only setup,cold,scale,datapath,dhcp,serving,cni,cri,metrics, --iperf-seconds S (default 3),
+// Flags: --rounds N (default 7), --only setup,cold,scale,datapath,dhcp,serving,cni,cri,metrics,migration,ovn-migration, --iperf-seconds S (default 3),
 //        --dhcp-exchanges N (serve RSS after N exchanges, default 10000), --markdown FILE (also write the table as markdown).
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, loadavg } from 'node:os';
@@ -14,11 +14,12 @@ import { cniRows } from './rows-cni.js';
 import { criRows } from './rows-cri.js';
 import { metricsRows } from './rows-metrics.js';
 import { migrationRows } from './rows-migration.js';
+import { ovnMigrationRows } from './rows-ovn-migration.js';
 import { servingRows } from './rows-serving.js';
 import { coldRows, scaleRows, setupRows, type BenchEnv } from './rows-setup.js';
 import { renderMarkdown, renderText, skipped, type Row } from './table.js';
 
-const GROUPS = ['setup', 'cold', 'scale', 'datapath', 'dhcp', 'serving', 'cni', 'cri', 'metrics', 'migration'] as const;
+const GROUPS = ['setup', 'cold', 'scale', 'datapath', 'dhcp', 'serving', 'cni', 'cri', 'metrics', 'migration', 'ovn-migration'] as const;
 type Group = (typeof GROUPS)[number];
 
 async function main(): Promise<number> {
@@ -51,6 +52,7 @@ async function main(): Promise<number> {
       cri: () => criRows(env),
       metrics: () => metricsRows(env),
       migration: () => migrationRows(env),
+      'ovn-migration': () => ovnMigrationRows(env),
     };
     for (const group of only) {
       if (!netnsAvailable()) {

@@ -118,15 +118,17 @@ describe('reconcile: masquerade', () => {
     const actions = reconcile(plan, { ...freshPod, nftUpToDate: true }, { dummySupported: false });
     expect(actions.some((action) => action.do === 'apply-nft')).toBe(false);
   });
-  it('resolves the guest address on the bridge once it is up, only when the kernel holds no usable entry (whatever its MAC), and replaces a permanent pin', () => {
+  it('resolves the guest address on the bridge once it is up and its ports are in place, only when the kernel holds no usable entry (whatever its MAC), and replaces a permanent pin', () => {
     const actions = reconcile(plan, { ...freshPod, sysctls: {} }, { dummySupported: false });
     const upAt = actions.findIndex((action) => action.do === 'set-link' && action.link === 'k6t-eth0' && action.up === true);
     const neighbourAt = actions.findIndex((action) => action.do === 'set-neighbour');
     expect(actions[neighbourAt]).toEqual({ do: 'set-neighbour', link: 'k6t-eth0', ip: '10.0.2.2', mac: '4a:2f:9c:10:00:05' });
     expect(neighbourAt).toBeGreaterThan(upAt);
+    // After the tap joined the bridge: that takes the bridge's carrier, and the kernel flushes entries when it goes.
+    expect(neighbourAt).toBeGreaterThan(actions.findIndex((action) => action.do === 'create-tap'));
     const bridge: LinkInfo = { index: 9, name: 'k6t-eth0', kind: 'bridge', mac: '02:00:00:00:00:00', mtu: 1450, up: true, masterIndex: null, learning: null, tun: null };
     const withBridge = { ...freshPod, links: [...freshPod.links, bridge], addresses: [...freshPod.addresses, { index: 9, cidr: '10.0.2.1/24', family: 4 as const, scope: 'global' as const }] };
-    const entry = (mac: string, permanent: boolean, valid = true): NeighbourInfo => ({ index: 9, family: 4, ip: '10.0.2.2', mac, permanent, valid });
+    const entry = (mac: string, permanent: boolean, valid = true, reachable = false): NeighbourInfo => ({ index: 9, family: 4, ip: '10.0.2.2', mac, permanent, valid, reachable });
     const neighbourActions = (neighbours: NeighbourInfo[]): KernelAction[] =>
       reconcile(plan, { ...withBridge, neighbours }, { dummySupported: false }).filter((action) => action.do === 'set-neighbour');
     // Ours (REACHABLE or aged to STALE), or one the kernel learned after the guest changed its MAC: left alone.
@@ -138,6 +140,13 @@ describe('reconcile: masquerade', () => {
     // Missing, or unresolved (INCOMPLETE / FAILED: no MAC to send to): set.
     expect(neighbourActions([entry('', false, false)])).toHaveLength(1);
     expect(neighbourActions([])).toHaveLength(1);
+    // A migration target (no guest there yet): anything but a REACHABLE entry with the status MAC is set afresh.
+    const target = { ...plan, phase: 'migration-target' as const };
+    const targetActions = (neighbours: NeighbourInfo[]): KernelAction[] =>
+      reconcile(target, { ...withBridge, neighbours }, { dummySupported: false }).filter((action) => action.do === 'set-neighbour');
+    expect(targetActions([entry('4a:2f:9c:10:00:05', false, true, true)])).toEqual([]);
+    expect(targetActions([entry('4a:2f:9c:10:00:05', false, true, false)])).toHaveLength(1); // STALE
+    expect(targetActions([entry('4a:2f:9c:10:00:99', false, true, true)])).toHaveLength(1);
   });
 });
 
