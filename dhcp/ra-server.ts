@@ -11,6 +11,7 @@
 // is non-blocking and watched by the process's one FdPoller: solicitations are read on the main thread, at most
 // SOLICITATIONS_PER_WAKE per wake, and over the attachment's rate the socket is not polled until a token is back (the
 // kernel drops the excess), so a guest flooding RS costs a bounded share of the process.
+import { countRouterAdvertisement } from './message-counters.js';
 import { networkInterfaces } from 'node:os';
 import { PlanError } from '../agent/plan/errors.js';
 import type { DhcpV6Plan } from '../agent/plan/plan-types.js';
@@ -83,6 +84,7 @@ export async function startRouterAdvertiser(plan: DhcpV6Plan, context: ServiceCo
     try {
       socket.send(bytes, destination);
       sent++;
+      countRouterAdvertisement();
       if (guestTriggered && !guestLineAllowed(context, log)) return;
       log.info({ source, destination: bytesToIpv6(destination), routerLifetime, reason, managed: advertisement.managed, other: advertisement.other }, `router advertisement (${reason})`);
     } catch (error) {

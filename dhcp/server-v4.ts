@@ -14,6 +14,7 @@
 // - Logs (pino): one line per exchange at info (type, MAC, address, interface, xid, reply; written by exchange-log.ts
 //   as pino would, without its generic serializer), ignored packets at debug, counters at close. Every line a guest
 //   triggers goes through the attachment's log budget (service.ts guestLineAllowed).
+import { countDhcpMessage } from './message-counters.js';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import type { DhcpV4Plan } from '../agent/plan/plan-types.js';
 import { DHCP_RECEIVE_BUFFER_BYTES } from '../agent/drivers/socket-options.js';
@@ -89,6 +90,7 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, context: ServiceContex
       packet = decodeDhcpPacket(datagram);
     } catch (err) {
       counters.decodeErrors++;
+      countDhcpMessage('v4', 'undecodable', 'dropped');
       if (guestLineAllowed(context, log)) {
         const reason = err instanceof DhcpDecodeError ? err.reason : 'unexpected';
         log.warn({ reason, from: `${from.address}:${from.port}`, bytes: datagram.length }, `dhcpv4 packet dropped: ${(err as Error).message}`);
@@ -100,6 +102,7 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, context: ServiceContex
     switch (decision.kind) {
       case 'reply':
         counters.replies++;
+        countDhcpMessage('v4', fields.msgType, 'replied');
         send(decision, fields);
         // dgram sends after a nextTick (its address lookup): log in the next turn so formatting the line does not
         // delay the reply on the wire.
@@ -107,10 +110,12 @@ export async function startDhcpV4Server(plan: DhcpV4Plan, context: ServiceContex
         return;
       case 'log':
         counters.logged++;
+        countDhcpMessage('v4', fields.msgType, 'logged');
         if (guestLineAllowed(context, log)) exchangeLog.clientLog(decision, fields);
         return;
       case 'ignore':
         counters.ignored++;
+        countDhcpMessage('v4', fields.msgType, 'ignored');
         if (log.isLevelEnabled('debug') && guestLineAllowed(context, log)) log.debug({ msgType: fields.msgType, mac: fields.mac, xid: fields.xid, giaddr: fields.giaddr, reason: decision.ignore }, 'dhcpv4 request ignored');
         return;
     }

@@ -6,6 +6,7 @@
 // namespace (drivers/udp-socket.ts; the group is joined with that namespace's interface index) and read through a
 // ReceiveGate (receive-gate.ts) as the DHCPv4 server's. One pino line per exchange; every line a guest triggers goes
 // through the attachment's log budget; malformed packets are dropped with a debug line.
+import { countDhcpMessage } from './message-counters.js';
 import type { Socket } from 'node:dgram';
 import type { DhcpV6Plan } from '../agent/plan/plan-types.js';
 import { DHCP_RECEIVE_BUFFER_BYTES } from '../agent/drivers/socket-options.js';
@@ -50,6 +51,7 @@ export async function startDhcpV6Server(plan: DhcpV6Plan, context: ServiceContex
     try {
       request = decodeDhcpv6Message(packet);
     } catch (error) {
+      countDhcpMessage('v6', 'undecodable', 'dropped');
       if (!guestLineAllowed(context, log)) return;
       if (error instanceof Dhcpv6DecodeError) {
         log.debug({ source, bytes: packet.length, reason: error.reason }, `dhcpv6 malformed packet dropped: ${error.message}`);
@@ -68,6 +70,7 @@ export async function startDhcpV6Server(plan: DhcpV6Plan, context: ServiceContex
     }
     // Records spelled out key by key, not `{ ...fields, more }`: V8 promotes such objects (see server-v4.ts).
     const { type, transactionId: xid, mac, clientDuid: duid } = decision.log;
+    countDhcpMessage('v6', String(type), decision.kind === 'ignore' ? 'ignored' : 'replied');
     if (decision.kind === 'ignore') {
       if (guestLineAllowed(context, log)) log.info({ type, xid, mac, duid, source, reason: decision.reason }, `dhcpv6 ${type} ignored`);
       return;

@@ -6,7 +6,8 @@ import type { Command } from './command.js';
 import { InputError } from '../plan/errors.js';
 import { rejectRepeatedFlags } from './plan-flags.js';
 import { DEFAULT_AGENT_CONFIG_PATH, defaultAgentConfig, loadAgentConfig } from '../cni/agent-config.js';
-import { parseMetricsAddress, type MetricsServer } from '../metrics/server.js';
+import { parseMetricsAddress } from '../metrics/address.js';
+import type { MetricsServer } from '../metrics/server.js';
 
 /** The same variable as serve's (cmd-serve.ts); not imported from there, which would load serve's code. */
 const LOG_LEVEL_ENV = 'VIRT_NET_AGENT_LOG_LEVEL';

@@ -3,6 +3,7 @@
 // serve never touches links and never recomputes the plan: what it serves is what `setup` recorded in the state dir
 // (per network: the bridge and the planned `dhcp` / `dhcpv6` sections), so a restarted serve resumes exactly. It runs
 // as the launcher's user and reads the root-owned read-only copy serve.json (docs/security.md).
+import { parseMetricsAddress } from '../metrics/address.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,12 +20,13 @@ const OPTIONS = {
   'state-dir': { type: 'string' },
   netns: { type: 'string' },
   pid: { type: 'string' },
+  'metrics-address': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 export const LOG_LEVEL_ENV = 'VIRT_NET_AGENT_LOG_LEVEL';
 
-const SERVE_USAGE = `Usage: virt-net-agent serve [--state-dir DIR] [--netns PATH | --pid PID]
+const SERVE_USAGE = `Usage: virt-net-agent serve [--state-dir DIR] [--netns PATH | --pid PID] [--metrics-address HOST:PORT]
 
 Serves the guest from what "setup" recorded: per planned interface a DHCPv4 server, and where planned a DHCPv6
 server and router advertisements, each bound to its bridge (SO_BINDTODEVICE). Runs until SIGTERM or SIGINT, then stops cleanly (exit 0). Never changes links; a restarted
@@ -33,6 +35,9 @@ serve resumes from the state dir. Logs are pino JSON lines on stdout, one per DH
   --state-dir DIR   the VMI's state folder, or the root holding exactly one (default ${DEFAULT_STATE_ROOT})
   --netns PATH      the pod's network namespace file (default: the current one)
   --pid PID         the virt-launcher PID: serve inside /proc/PID/ns/net
+  --metrics-address HOST:PORT
+                    serve Prometheus metrics (DHCP messages, router advertisements; GET /metrics) there, in the
+                    process's own network namespace (docs/metrics.md); default off
 
 Once its input is checked, serve re-executes itself (same PID and arguments) as "node ${SERVE_NODE_FLAGS.join(' ')} …":
 a small V8 young generation and no GC/compiler threads keep its memory flat under a steady stream of requests.
@@ -127,6 +132,7 @@ async function runServe(args: readonly string[]): Promise<number> {
   const root = values['state-dir'] ?? DEFAULT_STATE_ROOT;
   if (root === '') throw new InputError('--state-dir', 'needs a value');
   const { target } = podTargetFromFlags({ netns: values.netns, pid: values.pid });
+  const metricsAddress = values['metrics-address'] === undefined ? null : parseMetricsAddress(values['metrics-address'], '--metrics-address');
   const { dir, view: state } = findStateDir(root);
   const networks = servedNetworks(state);
   if (!networks.some(planned)) {
@@ -143,8 +149,19 @@ async function runServe(args: readonly string[]): Promise<number> {
   const core = new ServingCore({ logger });
   const served = await core.add({ id: state.vmi.uid, netns: target ?? null, networks });
   logger.info({ services: served.services, stateDir: dir, nodeFlags: process.execArgv }, 'serving');
+  let metrics: { close(): Promise<void> } | null = null;
+  if (metricsAddress !== null) {
+    // Loaded only when asked for: a serve per VM stays as small as before otherwise.
+    const [{ Registry }, { registerServingMetrics }, { startMetricsServer }] = await Promise.all([import('prom-client'), import('../metrics/serving-metrics.js'), import('../metrics/server.js')]);
+    const registry = new Registry();
+    registerServingMetrics(registry);
+    const server = await startMetricsServer(metricsAddress, registry);
+    metrics = server;
+    logger.info({ address: `${server.address.host || '*'}:${server.address.port}` }, 'metrics listening');
+  }
   const signal = await stopped;
   logger.info({ signal }, 'stopping');
+  await metrics?.close();
   await core.close();
   logger.info('stopped');
   return 0;

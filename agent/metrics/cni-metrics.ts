@@ -14,6 +14,7 @@ import { chainDroppedPackets, NETLINK_NETFILTER, NFPROTO_BRIDGE } from '../drive
 import { SPOOF_CHAIN, SPOOF_TABLE } from '../../bindings/spoof-nft.js';
 import { spoofProtectionWanted } from '../plan/spoof-guard.js';
 import type { Vmi } from '../plan/vmi-types.js';
+import { registerServingMetrics } from './serving-metrics.js';
 
 export const METRIC_PREFIX = 'virt_net_agent_';
 
@@ -167,6 +168,9 @@ export function createCniMetrics(options: CniMetricsOptions): CniMetrics {
       this.inc(total);
     },
   });
+
+  // The daemon serves its attachments' DHCP and RAs (serveDhcp): the serving core's counters, zero when it does not.
+  registerServingMetrics(registry);
 
   return {
     registry,

@@ -1,24 +1,9 @@
 // The HTTP endpoint Prometheus scrapes: GET /metrics on the configured address, nothing else (plain HTTP, read-only).
 import { createServer, type Server } from 'node:http';
-import { isIP } from 'node:net';
 import type { Registry } from 'prom-client';
-import { InputError } from '../plan/errors.js';
+import type { MetricsAddress } from './address.js';
 
-export interface MetricsAddress {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** "127.0.0.1:9100", "[::1]:9100", ":9100" (every address); the field names the flag or setting in errors. */
-export function parseMetricsAddress(text: string, field: string): MetricsAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]*)):(\d{1,5})$/.exec(text);
-  if (m === null) throw new InputError(field, `must be HOST:PORT (e.g. 127.0.0.1:9100, [::1]:9100, :9100), got ${JSON.stringify(text)}`);
-  const host = m[1] ?? m[2] ?? '';
-  const port = Number(m[3]);
-  if (host !== '' && isIP(host) === 0) throw new InputError(field, `${JSON.stringify(host)} is not an IP address`);
-  if (port < 1 || port > 65535) throw new InputError(field, `port must be 1-65535, got ${port}`);
-  return { host, port };
-}
+export { parseMetricsAddress, type MetricsAddress } from './address.js';
 
 export interface MetricsServer {
   /** The bound address (the port when 0 was asked for). */

@@ -5,11 +5,12 @@
 // every second, queries through its /api/v1/query. A spoofed frame written into the guest's tap is dropped by the
 // guard and counted from nft at scrape time. Skipped (saying why) when containerd or prometheus cannot run here.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPlugin, bridgeChain, containerdUnavailable, startContainerd, type Containerd } from '../helpers/containerd.js';
-import { run, waitFor } from '../helpers/netns.js';
+import { attachGuest, udhcpc } from '../helpers/dhcp-guest.js';
+import { deleteNetns, run, waitFor, type Netns } from '../helpers/netns.js';
 
 const SPOOF = 'virt-net-agent.kubevirt.io/spoof-protection';
 const why =
@@ -44,6 +45,21 @@ async function spoofFrames(netns: string, tap: string, count: number): Promise<n
   const r = await run(['nsenter', `--net=${netns}`, 'python3', '-c', script, tap, String(count)]);
   if (r.code !== 0) throw new Error(`spoofed frames: ${r.stderr.trim()}`);
   return Number(r.stdout.trim());
+}
+
+/** A Netns handle on a CRI sandbox's netns path. */
+function podNetns(path: string): Netns {
+  const exec = (cmd: readonly string[], opts?: { input?: string; timeoutMs?: number }) => run(['nsenter', `--net=${path}`, ...cmd], opts);
+  return {
+    name: path,
+    path,
+    exec,
+    async execOk(cmd, opts) {
+      const r = await exec(cmd, opts);
+      if (r.code !== 0) throw new Error(`command failed in ${path}: ${cmd.join(' ')}\n${r.stderr}`);
+      return r;
+    },
+  };
 }
 
 describe.skipIf(why !== null)(`metrics scraped by Prometheus${why !== null ? ` (skipped: ${why})` : ''}`, { timeout: 300_000 }, () => {
@@ -88,16 +104,32 @@ describe.skipIf(why !== null)(`metrics scraped by Prometheus${why !== null ? ` (
     await c?.cleanup();
   }, 120_000);
 
-  it('after pods are added, refused and removed, PromQL returns the CNI requests, durations, attachments and spoofed frames dropped', async () => {
+  it("after pods are added, refused and removed, PromQL returns the CNI requests, durations, attachments, the guest's DHCP exchange and spoofed frames dropped", async () => {
     await expectQuery('virt_net_agent_attachments', null);
     const id = await c.cri.runPodSandbox(c.podConfig('vm-metrics', { annotations: { [SPOOF]: 'true' } }));
     await expectQuery('virt_net_agent_cni_requests_total{command="ADD",code="0"}', 1);
     await expectQuery('virt_net_agent_cni_request_duration_seconds_count{command="ADD",code="0"}', 1);
     await expectQuery('virt_net_agent_attachments{binding="masquerade"}', 1);
     await expectQuery('virt_net_agent_spoof_dropped_packets_total', 0);
+    // The daemon serves the guest's DHCP (serveDhcp): a fake guest on the in-pod bridge with the guest MAC leases.
+    const netnsPath = await c.sandboxNetns(id);
+    const cached = c.cacheEntries()[0];
+    const guestMac = cached === undefined ? '' : ((JSON.parse(readFileSync(`/var/lib/cni/results/${cached}`, 'utf8')) as { result: { interfaces: { mac: string; sandbox?: string }[] } }).result.interfaces.find((i) => i.sandbox === id)?.mac ?? '');
+    let guest: Netns | undefined;
+    try {
+      guest = await attachGuest(podNetns(netnsPath), 'k6t-eth0', 'gst0', guestMac);
+      const dir = join(c.dir, 'udhcpc');
+      mkdirSync(dir, { recursive: true });
+      const lease = await udhcpc(guest, dir);
+      expect(lease.lease.addresses).toContain('10.0.2.2/24');
+    } finally {
+      if (guest !== undefined) await deleteNetns(guest.name);
+    }
+    await expectQuery('virt_net_agent_dhcp_messages_total{family="v4",type="DHCPDISCOVER",result="replied"}', 1);
+    await expectQuery('virt_net_agent_dhcp_messages_total{family="v4",type="DHCPREQUEST",result="replied"}', 1);
+    await expectQuery('virt_net_agent_router_advertisements_total', 0);
     // A guest sending from another MAC: the guard drops it, the counter shows it.
-    const netns = await c.sandboxNetns(id);
-    const dropped = await spoofFrames(netns, 'tap0', 5);
+    const dropped = await spoofFrames(netnsPath, 'tap0', 5);
     expect(dropped).toBeGreaterThanOrEqual(5);
     await expectQuery('virt_net_agent_spoof_dropped_packets_total', dropped);
 

@@ -67,3 +67,23 @@ describe('metrics', () => {
     }
   });
 });
+
+describe('DHCP and RA counters', () => {
+  it('are counted per family, type and result, process-wide, and rendered as Prometheus counters', async () => {
+    const { countDhcpMessage, countRouterAdvertisement, messageCounts } = await import('../../dhcp/message-counters.js');
+    const { registerServingMetrics } = await import('../../agent/metrics/serving-metrics.js');
+    const { Registry } = await import('prom-client');
+    const before = messageCounts();
+    const prior = (t: string): number => before.dhcp.find((d) => d.family === 'v4' && d.type === t && d.result === 'replied')?.count ?? 0;
+    countDhcpMessage('v4', 'DHCPDISCOVER', 'replied');
+    countDhcpMessage('v4', 'DHCPDISCOVER', 'replied');
+    countDhcpMessage('v6', 'SOLICIT', 'ignored');
+    countRouterAdvertisement();
+    const registry = new Registry();
+    registerServingMetrics(registry);
+    const text = await registry.metrics();
+    expect(text).toContain(`virt_net_agent_dhcp_messages_total{family="v4",type="DHCPDISCOVER",result="replied"} ${prior('DHCPDISCOVER') + 2}`);
+    expect(text).toMatch(/virt_net_agent_dhcp_messages_total\{family="v6",type="SOLICIT",result="ignored"\} \d+/);
+    expect(text).toContain(`virt_net_agent_router_advertisements_total ${before.routerAdvertisements + 1}`);
+  });
+});
