@@ -6,9 +6,10 @@
 // VIRT_NET_AGENT_CONFIG, or the shim's `config=PATH` line), and both hand the same value to handleCniInvocation.
 // When running as root the file must be root-owned and not writable by group or others: a configuration that a
 // less privileged user could edit would let that user steer root. docs/security.md and docs/cni.md describe it.
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { readRegularFd, readTrustedFile, SafeFsError } from '../drivers/safe-fs.js';
 import { InputError } from '../plan/errors.js';
 
 /** Where the admin's configuration lives on a node (a DaemonSet mounts its ConfigMap here). */
@@ -108,7 +109,7 @@ function group(value: unknown, key: string, file: string, lookup: (name: string)
 export function groupIdOf(name: string, groupFile = '/etc/group'): number | null {
   let text: string;
   try {
-    text = readTrustedFile(groupFile, MAX_CONFIG_BYTES, false).toString('utf8');
+    text = readTrustedFile(groupFile, MAX_CONFIG_BYTES) ?? '';
   } catch {
     return null;
   }
@@ -172,29 +173,22 @@ export function parseAgentConfig(text: string, file: string, lookupGroup: (name:
 }
 
 /**
- * The whole of a file that only the admin (root) may write: a regular file (opened non-blocking, close-on-exec as libuv always does, so a FIFO cannot
- * hang us), at most maxBytes, and, when `rootOwned` and we are root, owned by root and not writable by group or
+ * The whole of the configuration file, which only the admin (root) may write: a regular file (opened non-blocking,
+ * so a FIFO cannot hang us), at most maxBytes, and, when we are root, owned by root and not writable by group or
  * others. Symlinks are followed (a ConfigMap volume is made of them); the checks apply to the file they lead to.
  */
-export function readTrustedFile(path: string, maxBytes: number, rootOwned: boolean): Buffer {
+function readConfigFile(path: string, maxBytes: number): Buffer {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new InputError(path, 'not a regular file');
-    if (rootOwned && process.getuid?.() === 0) {
+    if (st.isFile() && process.getuid?.() === 0) {
       if (st.uid !== 0) throw new InputError(path, `owned by uid ${st.uid}, not root: refusing a configuration a less privileged user can change`);
       if ((st.mode & 0o022) !== 0) throw new InputError(path, `writable by ${(st.mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): refusing a configuration a less privileged user can change`);
     }
-    if (st.size > maxBytes) throw new InputError(path, `larger than ${maxBytes} bytes`);
-    const buf = Buffer.alloc(maxBytes + 1);
-    let length = 0;
-    for (;;) {
-      const n = readSync(fd, buf, length, buf.length - length, null);
-      if (n === 0) break;
-      length += n;
-      if (length > maxBytes) throw new InputError(path, `larger than ${maxBytes} bytes`);
-    }
-    return buf.subarray(0, length);
+    return readRegularFd(fd, maxBytes, path);
+  } catch (error) {
+    if (error instanceof SafeFsError) throw new InputError(path, error.reason);
+    throw error;
   } finally {
     closeSync(fd);
   }
@@ -210,7 +204,7 @@ export function loadAgentConfig(path?: string | null): AgentConfig {
   if (explicit && !isAbsolute(file)) throw new InputError(file, 'the agent configuration must be named by an absolute path');
   let bytes: Buffer;
   try {
-    bytes = readTrustedFile(file, MAX_CONFIG_BYTES, true);
+    bytes = readConfigFile(file, MAX_CONFIG_BYTES);
   } catch (error) {
     if (error instanceof InputError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? String(error);

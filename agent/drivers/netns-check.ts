@@ -10,7 +10,7 @@
 // caller's own (the runtime runs plugins in the node's).
 import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import koffi from 'koffi';
-import { CLONE_NEWNET } from './libc.js';
+import { CLONE_NEWNET, libc } from './libc.js';
 import { errnoName } from './kernel-error.js';
 
 /** statfs(2) f_type of the namespace filesystem (include/uapi/linux/magic.h). */
@@ -19,23 +19,12 @@ export const NSFS_MAGIC = 0x6e736673;
 const NS_GET_NSTYPE = 0xb703; // _IO(0xb7, 0x3)
 const O_CLOEXEC = 0o2000000;
 
-interface NsCalls {
-  fstatfs(fd: number, buf: Buffer): number;
-  ioctl(fd: number, request: number): number;
-  errno(): number;
-}
+let fstatfsFn: ((fd: number, buf: Buffer) => number) | undefined;
 
-let calls: NsCalls | undefined;
-
-function nsCalls(): NsCalls {
-  if (calls !== undefined) return calls;
-  const lib = koffi.load('libc.so.6');
-  // void * gets the Buffer's memory itself, so the kernel's struct statfs lands in it.
-  const fstatfs = lib.func('int fstatfs(int fd, void *buf)') as (fd: number, buf: Buffer) => number;
-  // ioctl is variadic; NS_GET_NSTYPE takes no argument (a zero third argument is ignored by the kernel).
-  const ioctl = lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as (fd: number, request: number, arg: number) => number;
-  calls = { fstatfs: (fd, buf) => fstatfs(fd, buf), ioctl: (fd, request) => ioctl(fd, request, 0), errno: () => koffi.errno() };
-  return calls;
+/** fstatfs(2); void * gets the Buffer's memory itself, so the kernel's struct statfs lands in it. */
+function fstatfs(fd: number, buf: Buffer): number {
+  fstatfsFn ??= koffi.load('libc.so.6').func('int fstatfs(int fd, void *buf)') as (fd: number, buf: Buffer) => number;
+  return fstatfsFn(fd, buf);
 }
 
 /**
@@ -44,8 +33,7 @@ function nsCalls(): NsCalls {
  */
 function filesystemType(fd: number): number | string {
   const buf = Buffer.alloc(256);
-  const c = nsCalls();
-  if (c.fstatfs(fd, buf) !== 0) return errnoName(c.errno());
+  if (fstatfs(fd, buf) !== 0) return errnoName(koffi.errno());
   return process.arch === 's390x' ? buf.readUInt32BE(0) : buf.readUInt32LE(0);
 }
 
@@ -57,10 +45,10 @@ export function netnsProblem(fd: number, path: string, ownNetns: boolean): strin
   const type = filesystemType(fd);
   if (typeof type === 'string') return `cannot tell whether ${path} is a namespace (fstatfs: ${type})`;
   if (type !== NSFS_MAGIC) return `${path} is not a network namespace (a ${st.isFile() ? 'regular file' : 'file'} on filesystem 0x${type.toString(16)}, not nsfs)`;
-  const c = nsCalls();
-  const nstype = c.ioctl(fd, NS_GET_NSTYPE);
+  // NS_GET_NSTYPE takes no argument (the zero is ignored).
+  const { ret: nstype, errno } = libc().ioctlInt(fd, NS_GET_NSTYPE, 0);
   if (nstype >= 0 && nstype !== CLONE_NEWNET) return `${path} is a namespace but not a network namespace (type 0x${nstype.toString(16)})`;
-  if (nstype < 0 && !['ENOTTY', 'EINVAL'].includes(errnoName(c.errno()))) return `cannot tell the namespace type of ${path} (${errnoName(c.errno())})`;
+  if (nstype < 0 && !['ENOTTY', 'EINVAL'].includes(errnoName(errno))) return `cannot tell the namespace type of ${path} (${errnoName(errno)})`;
   const refused: [string, string][] = [['/proc/1/ns/net', "the node's own network namespace (that of PID 1)"]];
   if (isKernelThread(2)) refused.push(['/proc/2/ns/net', "the node's own network namespace (the kernel's, init_net)"]);
   if (ownNetns) refused.push(['/proc/thread-self/ns/net', "this process's own network namespace (the node's)"]);

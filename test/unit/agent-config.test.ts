@@ -66,7 +66,7 @@ describe('loadAgentConfig', () => {
     const { execFileSync } = await import('node:child_process');
     const fifo = join(dir, 'fifo.yaml');
     execFileSync('mkfifo', [fifo]);
-    expect(message(() => loadAgentConfig(fifo))).toBe(`${fifo}: not a regular file`);
+    expect(message(() => loadAgentConfig(fifo))).toBe(`${fifo}: a FIFO, not a regular file (not read)`);
   });
 });
 
