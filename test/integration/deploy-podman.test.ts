@@ -168,7 +168,10 @@ describe.skipIf(why !== null)(`deploy/ under podman kube play and containerd${wh
     await podmanOk(['kube', 'play', '--replace', podYaml(V2)]);
     expect((await podmanOk(['inspect', '--format', '{{.Image}}', `${podName}-cni-daemon`])).trim()).toBe(idV2);
     await waitFor(ready, { timeoutMs: 60_000, intervalMs: 500, what: 'the new daemon ready' });
-    expect(await daemonLog()).not.toContain(id);
+    // A new process: no ADD of this sandbox in its log; it adopted the attachment (serves its guest again).
+    const newLog = await daemonLog();
+    expect(newLog).not.toMatch(new RegExp(`"command":"ADD","containerId":"${id}"`));
+    expect(newLog).toMatch(/"served":1,[^\n]*"msg":"attachments adopted"/);
     // What the old daemon made is still there.
     expect(await links()).toEqual(expect.arrayContaining(['eth0', 'k6t-eth0', 'tap0']));
     expect((await run(['nsenter', `--net=${netnsPath}`, 'nft', '-s', 'list', 'ruleset'])).stdout).toBe(nftBefore);
