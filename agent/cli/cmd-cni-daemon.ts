@@ -68,6 +68,16 @@ export const cniDaemonCommand: Command = {
     const { prepareSocketPath } = await import('../cni/daemon-socket.js');
     await prepareSocketPath(socketPath, agent.socketGroup);
     const logger = pino({ base: { component: 'virt-net-agent-cni-daemon' }, level: process.env[LOG_LEVEL_ENV] ?? 'info' });
+    // Serving first, before anything else starts: a restarted daemon answers its guests again (within the 1 s a
+    // client's retransmission waits) before it takes new invocations.
+    let serving: import('../cni/serving.js').CniServing | null = null;
+    if (agent.serveDhcp) {
+      const { CniServing } = await import('../cni/serving.js');
+      serving = new CniServing({ stateRoot: agent.stateRoot, logger });
+      const started = process.hrtime.bigint();
+      const adopted = await serving.adopt();
+      logger.info({ served: adopted.served.length, dropped: adopted.dropped.length, failed: adopted.failed.length, ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100 }, 'attachments adopted');
+    }
     const { startCniDaemon } = await import('../cni/daemon.js');
     // Link deletions wait for the kernel's grace periods on a thread of their own (drivers/netlink-worker.ts), so a
     // DEL is answered once its links are gone from the pod instead of ~40 ms later; without the thread they block.
@@ -77,15 +87,6 @@ export const cniDaemonCommand: Command = {
       return null;
     });
     setBackgroundNetlink(worker);
-    // Serving first: a restarted daemon answers its guests again before it takes new invocations.
-    let serving: import('../cni/serving.js').CniServing | null = null;
-    if (agent.serveDhcp) {
-      const { CniServing } = await import('../cni/serving.js');
-      serving = new CniServing({ stateRoot: agent.stateRoot, logger });
-      const started = process.hrtime.bigint();
-      const adopted = await serving.adopt();
-      logger.info({ served: adopted.served.length, dropped: adopted.dropped.length, failed: adopted.failed.length, ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100 }, 'attachments adopted');
-    }
     const { handleCniInvocation } = await import('../cni/invocation.js');
     const warn = (message: string, fields: Readonly<Record<string, unknown>>): void => logger.warn(fields, message);
     const plugin = (invocation: import('../cni/spec.js').CniInvocation): Promise<import('../cni/spec.js').CniOutcome> => handleCniInvocation(invocation, agent, warn);

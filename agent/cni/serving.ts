@@ -57,6 +57,11 @@ export interface AdoptReport {
   readonly failed: readonly { readonly key: string; readonly error: string }[];
 }
 
+/** Milliseconds since `started` (process.hrtime.bigint()), two decimals. */
+function msSince(started: bigint): number {
+  return Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
+}
+
 function namespaceId(path: string): string | null {
   try {
     const st = statSync(path);
@@ -173,8 +178,9 @@ export class CniServing {
   /** Stops serving one attachment (closing its sockets). goodbye: the final RA. */
   async stop(key: string, why: string, goodbye = true): Promise<void> {
     if (!this.served.delete(key)) return;
+    const started = process.hrtime.bigint();
     await this.core.remove(key, { goodbye });
-    this.options.logger.info({ attachment: key, why }, 'attachment no longer served');
+    this.options.logger.info({ attachment: key, why, ms: msSince(started) }, 'attachment no longer served');
   }
 
   /** Stops serving every attachment the runtime names so (one folder; two while an older version's one remains). */
@@ -194,9 +200,10 @@ export class CniServing {
   }
 
   private async serveReporting(key: string, why: string): Promise<void> {
+    const started = process.hrtime.bigint();
     try {
       const verdict = await this.serve(key);
-      if ('served' in verdict) this.options.logger.info({ attachment: key, why, services: verdict.served }, 'attachment served');
+      if ('served' in verdict) this.options.logger.info({ attachment: key, why, services: verdict.served, ms: msSince(started) }, 'attachment served');
       else if ('dropped' in verdict) this.options.logger.warn({ attachment: key, why, reason: verdict.dropped }, 'attachment not served');
     } catch (error) {
       this.served.delete(key);
