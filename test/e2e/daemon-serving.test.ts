@@ -52,6 +52,15 @@ function kubevirtTapInterface(mac: string, mtu: number): string {
     </interface>`;
 }
 
+/** The daemon's pino lines so far. */
+function daemonLines(daemon: DaemonProcess): Record<string, unknown>[] {
+  return daemon
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 describe.skipIf(skipReason !== null)(`the cni-daemon serves the tiny guest on the tap: no per-VM process${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   /**
    * One pod, one daemon, one CNI attachment made through the shim (role 1: chained after bridge + host-local; role 2:
@@ -94,7 +103,7 @@ describe.skipIf(skipReason !== null)(`the cni-daemon serves the tiny guest on th
       const add = await runWithEnv(SHIM, env('ADD'), conf);
       expect(add.code, add.stdout + add.stderr).toBe(0);
       // Served before the answer left the daemon; its log line may reach us a moment after the answer.
-      await waitFor(async () => /"services":\["dhcpv4 k6t-eth0"\],"msg":"attachment served"/.test(daemon!.output()), { timeoutMs: 10_000, intervalMs: 50, what: 'the attachment served' });
+      await waitFor(async () => daemonLines(daemon!).some((line) => line['msg'] === 'attachment served' && JSON.stringify(line['services']) === '["dhcpv4 k6t-eth0"]'), { timeoutMs: 10_000, intervalMs: 50, what: 'the attachment served' });
 
       // The guest's MAC: role 1, the guest interface of our CNI result; role 2, what KubeVirt puts in the domain
       // (no spec MAC: the pod interface's).
@@ -115,17 +124,13 @@ describe.skipIf(skipReason !== null)(`the cni-daemon serves the tiny guest on th
       const ping = await waitForGuestLine(consoleFile, (line) => line.kind === 'PING' && line.fields['if'] === 'eth0', 'ping of the gateway', BOOT_TIMEOUT_MS);
       expect(ping.words).toContain('ok');
       // The daemon answered it, for this attachment, with the MAC the domain has.
-      const acks = daemon
-        .output()
-        .split('\n')
-        .filter((line) => line.includes('"reply":"DHCPACK"'))
-        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const acks = daemonLines(daemon).filter((line) => line['reply'] === 'DHCPACK');
       expect(acks.some((line) => line['mac'] === mac && line['address'] === '10.0.2.2' && String(line['attachment']).startsWith(role === 'chained' ? 'podnet.' : 'vna-binding.'))).toBe(true);
 
       await client.destroy(domain);
       const del = await runWithEnv(SHIM, env('DEL'), conf);
       expect(del.code, del.stdout + del.stderr).toBe(0);
-      await waitFor(async () => /"why":"DEL","msg":"attachment no longer served"/.test(daemon!.output()), { timeoutMs: 10_000, intervalMs: 50, what: 'the serving stopped' });
+      await waitFor(async () => daemonLines(daemon!).some((line) => line['msg'] === 'attachment no longer served' && line['why'] === 'DEL'), { timeoutMs: 10_000, intervalMs: 50, what: 'the serving stopped' });
     } finally {
       if (client && domain && (await client.isActive(domain).catch(() => false))) await client.destroy(domain).catch(() => undefined);
       await client?.close().catch(() => undefined);
