@@ -162,23 +162,23 @@ export class SyncNetlinkSocket {
   }
 
   /** The datagram of one request (REQUEST|ACK added) and its sequence number. */
-  private encode(type: number, body: Buffer, flags: number): { request: Buffer; seq: number } {
+  private encode(type: number, body: Buffer, flags: number, ack = true): { request: Buffer; seq: number } {
     if (this.fd < 0) throw new Error('netlink socket is closed');
     const seq = this.seq;
     this.seq = this.seq >= 0xffffffff ? 1 : this.seq + 1;
     const request = Buffer.alloc(NLMSG_HDRLEN + body.length);
     request.writeUInt32LE(request.length, 0);
     request.writeUInt16LE(type, 4);
-    request.writeUInt16LE((flags | NLM_F_REQUEST | NLM_F_ACK) & 0xffff, 6);
+    request.writeUInt16LE((flags | NLM_F_REQUEST | (ack ? NLM_F_ACK : 0)) & 0xffff, 6);
     request.writeUInt32LE(seq, 8);
     request.writeUInt32LE(0, 12);
     body.copy(request, NLMSG_HDRLEN);
     return { request, seq };
   }
 
-  /** Sends one request (REQUEST|ACK added) and reads until its ACK, error or dump end. Throws NetlinkRejection on an error reply. */
-  requestSync(type: number, body: Buffer, flags: number): RawNetlinkMessage[] {
-    const { request, seq } = this.encode(type, body, flags);
+  /** Sends one request (REQUEST, and ACK unless `ack` is false) and reads until its ACK, error or dump end. Throws NetlinkRejection on an error reply. */
+  requestSync(type: number, body: Buffer, flags: number, ack = true): RawNetlinkMessage[] {
+    const { request, seq } = this.encode(type, body, flags, ack);
     const c = libc();
     for (;;) {
       const sent = c.send(this.fd, request, 0);

@@ -110,7 +110,9 @@ export function chainDroppedPackets(socket: SyncNetlinkSocket, family: number, t
   }
   let replies;
   try {
-    replies = socket.requestSync((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE, request, NLM_F_DUMP);
+    // No ACK asked for: a dump ends with NLMSG_DONE (an error still comes as NLMSG_ERROR), and an ACK after it would
+    // wait in the socket for the next scrape's read.
+    replies = socket.requestSync((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE, request, NLM_F_DUMP, false);
   } catch (err) {
     if (err instanceof NetlinkRejection && err.errno === ENOENT) return null;
     throw err;

@@ -7,7 +7,9 @@
 // nf_tables netlink rule dump on a socket opened in that namespace, agent/drivers/nft-counters.ts; a socket is opened
 // inside one synchronous NetnsScope.run, so no CNI invocation ever runs while the main thread is in a pod's namespace).
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { listAttachments } from '../cni/attachment.js';
+import { lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { inspectAttachment } from '../cni/attachment.js';
 import { openNetnsScope } from '../apply/netns.js';
 import { SyncNetlinkSocket } from '../drivers/netlink-sync.js';
 import { chainDroppedPackets, NETLINK_NETFILTER, NFPROTO_BRIDGE } from '../drivers/nft-counters.js';
@@ -107,16 +109,46 @@ export function createCniMetrics(options: CniMetricsOptions): CniMetrics {
   let retiredDrops = 0;
   const lastDrops = new Map<string, number>();
 
+  /** Per attachment folder: its identity when read (inode, ctime) and what the record says. */
+  const folders = new Map<string, { readonly stamp: string; readonly binding: string | null; readonly guardedNetns: string | null }>();
+  const readFolder = (name: string): { binding: string | null; guardedNetns: string | null } => {
+    const folder = inspectAttachment(join(options.stateRoot, name));
+    if (folder.kind !== 'trusted' || folder.record === null) return { binding: null, guardedNetns: null };
+    const record = folder.record;
+    // The same decision ADD made: the VMI's annotation (from the pod's) wins over the configuration's default.
+    const vmi = record.vmi as Vmi | null;
+    const wanted = vmi !== null && typeof vmi === 'object' && typeof vmi.metadata === 'object' ? spoofProtectionWanted(vmi, record.spoofProtection) : record.spoofProtection;
+    return { binding: record.binding, guardedNetns: wanted === true && record.netns !== '' ? record.netns : null };
+  };
+  /** Lists the state root; reads only the folders that are new or changed since the last scan (a stat each). */
   const scan = (): Snapshot => {
     if (snapshot !== null) return snapshot;
+    let names: string[];
+    try {
+      names = readdirSync(options.stateRoot);
+    } catch {
+      names = [];
+    }
+    const present = new Set(names);
+    for (const name of folders.keys()) if (!present.has(name)) folders.delete(name);
     const perBinding = new Map<string, number>();
     const guarded: string[] = [];
-    for (const { record } of listAttachments(options.stateRoot)) {
-      perBinding.set(record.binding, (perBinding.get(record.binding) ?? 0) + 1);
-      // The same decision ADD made: the VMI's annotation (from the pod's) wins over the configuration's default.
-      const vmi = record.vmi as Vmi | null;
-      const wanted = vmi !== null && typeof vmi === 'object' && typeof vmi.metadata === 'object' ? spoofProtectionWanted(vmi, record.spoofProtection) : record.spoofProtection;
-      if (wanted === true && record.netns !== '') guarded.push(record.netns);
+    for (const name of names) {
+      let stamp: string;
+      try {
+        const st = lstatSync(join(options.stateRoot, name));
+        if (!st.isDirectory()) continue;
+        stamp = `${st.ino}:${st.ctimeMs}`;
+      } catch {
+        continue;
+      }
+      let entry = folders.get(name);
+      if (entry === undefined || entry.stamp !== stamp) {
+        entry = { stamp, ...readFolder(name) };
+        folders.set(name, entry);
+      }
+      if (entry.binding !== null) perBinding.set(entry.binding, (perBinding.get(entry.binding) ?? 0) + 1);
+      if (entry.guardedNetns !== null) guarded.push(entry.guardedNetns);
     }
     snapshot = { perBinding, guarded };
     return snapshot;
