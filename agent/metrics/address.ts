@@ -14,7 +14,8 @@ export function parseMetricsAddress(text: string, field: string): MetricsAddress
   const host = m[1] ?? m[2] ?? '';
   const port = Number(m[3]);
   if (host !== '' && isIP(host) === 0) throw new InputError(field, `${JSON.stringify(host)} is not an IP address`);
-  if (port < 1 || port > 65535) throw new InputError(field, `port must be 1-65535, got ${port}`);
+  // 0: a free port the system picks (the "metrics listening" log line names it).
+  if (port > 65535) throw new InputError(field, `port must be 0-65535, got ${port}`);
   return { host, port };
 }
 

@@ -14,7 +14,7 @@ describe('metrics', () => {
     expect(parseMetricsAddress('[::1]:9101', '--metrics-address')).toEqual({ host: '::1', port: 9101 });
     expect(parseMetricsAddress(':9101', '--metrics-address')).toEqual({ host: '', port: 9101 });
     expect(() => parseMetricsAddress('localhost:9101', '--metrics-address')).toThrow(expect.objectContaining({ field: '--metrics-address', message: expect.stringMatching(/not an IP address|HOST:PORT/) }));
-    expect(() => parseMetricsAddress('1.2.3.4:70000', '--metrics-address')).toThrow(/port must be 1-65535/);
+    expect(() => parseMetricsAddress('1.2.3.4:70000', '--metrics-address')).toThrow(/port must be 0-65535/);
     expect(() => parseMetricsAddress('9101', '--metrics-address')).toThrow(/HOST:PORT/);
     expect(parseAgentConfig('metricsAddress: "127.0.0.1:9101"\n', 'c.yaml').metricsAddress).toBe('127.0.0.1:9101');
     expect(parseAgentConfig('', 'c.yaml').metricsAddress).toBeNull();
