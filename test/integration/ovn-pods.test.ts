@@ -111,6 +111,9 @@ describe.skipIf(skipReason !== null)(`the agent on OVN pods${skipReason ? ` (ski
       serve = undefined;
       const down = await agent(['teardown', ...args]);
       expect(down.code, down.stderr).toBe(0);
+      // The guest's veth goes with its pod end at once; a deleted netns takes its links down only when the kernel's
+      // asynchronous namespace cleanup runs (seconds late under load).
+      await pod.ns.execOk(['ip', 'link', 'del', 'vguest']);
       await deleteNetns(guest.name);
       guest = undefined;
       expect(await dumpNetns(pod.ns)).toEqual(before);
@@ -154,6 +157,9 @@ describe.skipIf(skipReason !== null)(`the agent on OVN pods${skipReason ? ` (ski
       serve = undefined;
       const down = await agent(['teardown', ...args]);
       expect(down.code, down.stderr).toBe(0);
+      // The guest's veth goes with its pod end at once; a deleted netns takes its links down only when the kernel's
+      // asynchronous namespace cleanup runs (seconds late under load).
+      await pod.ns.execOk(['ip', 'link', 'del', 'vguest']);
       await deleteNetns(guest.name);
       guest = undefined;
       expect(await dumpNetns(pod.ns)).toEqual(before);
