@@ -28,7 +28,7 @@ export interface CniDaemonOptions {
   readonly agent: AgentConfig;
   /** Defaults to the plugin itself under `agent`; tests pass stand-ins. */
   readonly handler?: CniHandler;
-  /** Called for every answered invocation (metrics): its command, the answer, the seconds from request to answer. */
+  /** Called for every answered invocation (metrics): its command, the answer, the seconds from the connection to the answer. */
   readonly onAnswered?: (command: string, outcome: CniOutcome, seconds: number) => void;
 }
 

@@ -156,7 +156,7 @@ export function createCniMetrics(options: CniMetricsOptions): CniMetrics {
 
   const durations = new Histogram({
     name: `${METRIC_PREFIX}cni_request_duration_seconds`,
-    help: 'Time the cni-daemon took to answer a CNI request, from the complete request to the answer, by command and CNI error code (0: success).',
+    help: "Time the cni-daemon took to answer a CNI request, from the shim's connection to the answer, by command and CNI error code (0: success).",
     labelNames: ['command', 'code'],
     buckets: DURATION_BUCKETS,
     registers: [registry],
