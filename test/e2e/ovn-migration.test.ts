@@ -93,6 +93,9 @@ describe.skipIf(skipReason !== null)(`live migration across OVN chassis${skipRea
       expect(setupB.networks[0]?.guestMac).toBe(vm.mac);
       await b.startServe();
       const rarps = await watchRarp(b.pod, 'k6t-eth0', join(dir, 'rarp.log'));
+      // Plumbed and serving, the target pod has sent nothing that activates the port: it is still blocked on node2.
+      expect((await ovn.binding(vm.lsp)).options).not.toContain('additional-chassis-activated');
+      expect(await node2!.datapathActions(`in_port=${targetPod.hostIf},icmp,dl_src=${vm.mac},dl_dst=${POD_SUBNET.routerMac},nw_src=${vm.ip},nw_dst=${POD_SUBNET.gateway},nw_ttl=64`)).toBe('drop');
 
       const aConsole = a.consoleFile;
       const mig = await migrate({ domain, from: a, to: b, node: node1!.ns, transport: 'unix' });
