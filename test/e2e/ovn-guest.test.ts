@@ -1,5 +1,6 @@
 // End to end: the tiny guest under QEMU (TCG) on OVN-Kubernetes-style pods (test/helpers/ovn.ts, two chassis), with
-// the agent's masquerade and bridge bindings on the primary network. Each guest leases from the agent's serve and pings
+// the agent's masquerade and bridge bindings on the primary network (each guest leases from the agent's serve) and a
+// managedTap plugin (the agent plumbs and serves nothing; the guest leases from OVN's native DHCP). Each guest pings
 // the OVN router, a pod on its chassis and a pod on the other chassis (vna.ping); a pod on the other chassis fetches the
 // guest's web page through OVN (TCP from a virtio guest through the userspace datapath). VNA_OVN=0 or VNA_E2E=0 skips.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,7 +21,13 @@ const skipReason =
 /** The far pod's HTTP client (busybox wget segfaults when run from the host in a netns). */
 const FETCH = 'import sys, urllib.request\ntry:\n  print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())\nexcept Exception as e:\n  print(repr(e))';
 
-function vmiYaml(binding: 'masquerade' | 'bridge'): string {
+const KUBEVIRT_CONFIG = join(process.cwd(), 'examples/kubevirt-config.yaml'); // registers the "managedtap" plugin
+
+function interfaceOf(binding: 'masquerade' | 'bridge' | 'managedtap'): string {
+  return binding === 'managedtap' ? 'binding:\n          name: managedtap' : `${binding}: {}`;
+}
+
+function vmiYaml(binding: 'masquerade' | 'bridge' | 'managedtap'): string {
   return `apiVersion: kubevirt.io/v1
 kind: VirtualMachineInstance
 metadata:
@@ -32,7 +39,7 @@ spec:
     devices:
       interfaces:
       - name: default
-        ${binding}: {}
+        ${interfaceOf(binding)}
   networks:
   - name: default
     pod: {}
@@ -42,7 +49,7 @@ status:
 }
 
 describe.skipIf(skipReason !== null)(`the tiny guest on OVN pods${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  it('masquerade and bridge binding: each guest leases from the agent, pings the OVN router, a pod on its chassis and one on the other; a pod on the other chassis fetches its page', { timeout: 3 * BOOT_TIMEOUT_MS }, async () => {
+  it('masquerade and bridge binding (leases from the agent) and managedTap (leases from OVN\'s DHCP): each guest pings the OVN router, a pod on its chassis and one on the other; a pod on the other chassis fetches its page', { timeout: 3 * BOOT_TIMEOUT_MS }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vna-ovn-guest-'));
     const sides: { side: PodSide; domain: string }[] = [];
     let ovn: OvnNetwork | undefined;
@@ -51,9 +58,11 @@ describe.skipIf(skipReason !== null)(`the tiny guest on OVN pods${skipReason ? `
       const [node1, node2] = ovn.chassis;
       const near: OvnPod = await ovn.addPod({ chassis: node1!, ip: '10.128.0.6' });
       const far: OvnPod = await ovn.addPod({ chassis: node2!, ip: '10.128.0.8' });
+      // managedtap (KubeVirt's l2bridge style): the agent plumbs bridge and tap and serves nothing; OVN's DHCP answers.
       const cases = [
-        { binding: 'masquerade' as const, ip: '10.128.0.5', guestIp: '10.0.2.2' },
-        { binding: 'bridge' as const, ip: '10.128.0.9', guestIp: '10.128.0.9' },
+        { binding: 'masquerade' as const, ip: '10.128.0.5', guestIp: '10.0.2.2', router: '10.0.2.1' },
+        { binding: 'bridge' as const, ip: '10.128.0.9', guestIp: '10.128.0.9', router: POD_SUBNET.gateway },
+        { binding: 'managedtap' as const, ip: '10.128.0.11', guestIp: '10.128.0.11', router: POD_SUBNET.gateway },
       ];
       const runs = cases.map((c, i) => ({ ...c, domain: `vna-ovnguest-${c.binding}-${process.pid}`, uuid: `6c6d667a-0000-4000-8000-0000000000d${i}` }));
       const ready = await Promise.all(
@@ -62,15 +71,20 @@ describe.skipIf(skipReason !== null)(`the tiny guest on OVN pods${skipReason ? `
           sides.push({ side, domain: r.domain });
           await side.startLibvirtd(r.uuid);
           const vmi = side.file('vmi.yaml', vmiYaml(r.binding));
-          await agentOk(['setup', '--vmi', vmi, ...side.podArgs()]);
-          await side.startServe();
-          await side.defineAndStart(vmi, r.domain, `vna.httpd=8080 vna.ping=${POD_SUBNET.gateway},${near.ip},${far.ip}`);
+          // (that configuration also refuses bridge on the pod network: only the plugin's case takes it)
+          const config = r.binding === 'managedtap' ? ['--kubevirt-config', KUBEVIRT_CONFIG] : [];
+          await agentOk(['setup', '--vmi', vmi, ...config, ...side.podArgs()]);
+          if (r.binding === 'managedtap') await ovn!.enableDhcp(pod.lsp);
+          else await side.startServe();
+          await side.defineAndStart(vmi, r.domain, `vna.httpd=8080 vna.ping=${POD_SUBNET.gateway},${near.ip},${far.ip}`, config);
           return { ...r, side, pod };
         }),
       );
       for (const r of ready) {
         const lease = await waitForGuestLine(r.side.consoleFile, (l) => l.kind === 'LEASE' && l.fields['if'] === 'eth0', `the ${r.binding} guest's lease`, BOOT_TIMEOUT_MS);
         expect(lease.fields['ip']).toBe(r.guestIp);
+        expect(lease.fields['router']).toBe(r.router);
+        expect(lease.fields['mtu']).toBe('1400');
         for (const dst of [POD_SUBNET.gateway, near.ip, far.ip]) {
           const ping = await waitForGuestLine(r.side.consoleFile, (l) => l.kind === 'PING' && l.fields['dst'] === dst, `the ${r.binding} guest's ping to ${dst}`, BOOT_TIMEOUT_MS);
           expect(ping.fields['ok'], `${r.binding} guest → ${dst}: ${ping.raw}`).toBe('1');
