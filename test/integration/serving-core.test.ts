@@ -172,4 +172,68 @@ describe.skipIf(!netnsAvailable())('serving core: many pods from one process', {
       await server.stop();
     }
   });
+
+  it('a guest flooding router solicitations is read at most 10/s: its log says so, and another pod\'s guest still gets its RA', async () => {
+    const dual: CniPod[] = [];
+    const dualGuests: Netns[] = [];
+    const server = await startServeMany(join(workDir, 'serve-many-rs.log'));
+    try {
+      for (let i = 0; i < 2; i++) {
+        const pod = await makeCniPod({ podCidr: `10.244.${50 + i}.0/24`, podCidr6: `fd00:10:244:${50 + i}::/64` });
+        dual.push(pod);
+        const dir = join(workDir, `dual${i}`);
+        mkdirSync(dir);
+        writeFileSync(join(dir, 'vmi.yaml'), vmiYaml(`core-rs-${process.pid}-${i}`));
+        const setup = await agent(['setup', '--vmi', join(dir, 'vmi.yaml'), '--netns', pod.pod.path, '--state-dir', join(dir, 'state'), '--resolv-conf', '/dev/null']);
+        expect(setup.stderr).toBe('');
+        const added = await server.request({ op: 'add', id: `dual${i}`, netns: pod.pod.path, stateDir: join(dir, 'state', `core-rs-${process.pid}-${i}`) });
+        expect(added).toMatchObject({ ok: true, services: ['dhcpv4 k6t-eth0', 'dhcpv6 k6t-eth0', 'ra k6t-eth0'] });
+      }
+      for (const pod of dual) dualGuests.push(await attachGuest(pod.pod, 'k6t-eth0', 'vguest'));
+      const linkLocalReady = async (guest: Netns): Promise<boolean> => {
+        const out = (await guest.execOk(['ip', '-6', 'addr', 'show', 'dev', 'eth0'])).stdout;
+        return out.includes('fe80::') && !out.includes('tentative');
+      };
+      for (const guest of dualGuests) await waitFor(() => linkLocalReady(guest), { timeoutMs: 30_000, intervalMs: 100, what: 'the guest link-local address' });
+
+      // dual0's guest floods RS (raw ICMPv6 type 133 to ff02::2, hop limit 255) for 5 s.
+      const script = `
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.SOL_SOCKET, 25, b'eth0')
+idx = socket.if_nametoindex('eth0')
+rs = bytes([133, 0, 0, 0, 0, 0, 0, 0])
+n, end = 0, time.time() + 5
+while time.time() < end:
+    try:
+        s.sendto(rs, ('ff02::2', 0, 0, idx))
+        n += 1
+    except OSError:
+        pass
+print(n)
+`;
+      const flooding = dualGuests[0]!.exec(['python3', '-c', script], { timeoutMs: 60_000 });
+      await waitFor(async () => server.logs().some((line) => line['msg'] === 'router solicitations over the rate limit: reading paused'), { timeoutMs: 30_000, intervalMs: 100, what: 'the RS flood rate-limited' });
+      // Meanwhile dual1's guest solicits (accept_ra, link down/up) and its kernel takes the default route from our RA.
+      await dualGuests[1]!.execOk(['sysctl', '-q', '-w', 'net.ipv6.conf.eth0.accept_ra=1', 'net.ipv6.conf.eth0.forwarding=0']);
+      await dualGuests[1]!.execOk(['ip', 'link', 'set', 'eth0', 'down']);
+      await dualGuests[1]!.execOk(['ip', 'link', 'set', 'eth0', 'up']);
+      await waitFor(async () => (await dualGuests[1]!.execOk(['ip', '-6', 'route', 'show', 'default'])).stdout.includes('proto ra'), { timeoutMs: 30_000, intervalMs: 100, what: "dual1's guest default route from the RA during the flood" });
+      const sent = Number((await flooding).stdout.trim());
+      const logs = server.logs();
+      const limited = logs.filter((line) => line['msg'] === 'router solicitations over the rate limit: reading paused');
+      expect(limited.every((line) => line['attachment'] === 'dual0')).toBe(true);
+      // At most the burst and 10/s were answered: a handful of solicited RAs, not one per RS.
+      const solicited = logs.filter((line) => line['attachment'] === 'dual0' && String(line['msg']).startsWith('router advertisement (solicited'));
+      expect(solicited.length).toBeLessThan(100);
+      expect(sent).toBeGreaterThan(1000);
+      process.stdout.write(`RS flood: ${sent} RS in 5 s from dual0's guest; ${solicited.length} solicited RAs logged for it\n`);
+      expect(logs.filter((line) => Number(line['level']) >= 50)).toEqual([]);
+    } finally {
+      await server.stop();
+      for (const guest of dualGuests) await deleteNetns(guest.name);
+      for (const pod of dual) await pod.cleanup();
+    }
+  });
 });
