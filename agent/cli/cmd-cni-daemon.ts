@@ -48,10 +48,22 @@ sockets without withdrawing the guests' routes, so the next daemon (a restart, a
                   serve Prometheus metrics (GET /metrics, plain HTTP) there, e.g. 127.0.0.1:9101 ([::1]:9101, :9101 =
                   every address); default: the configuration's metricsAddress, else off. docs/metrics.md.
 
-Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info).
+Environment: ${LOG_LEVEL_ENV}=debug|info|warn (default info). VIRT_NET_AGENT_SERVE_REEXEC=0 keeps node's default heap
+             (otherwise the daemon re-executes itself, same PID and arguments, with --max-semi-space-size=1
+             --single-threaded: a small young generation, no GC/compiler threads; its memory stays flat).
 Exit status: 0 stopped by SIGTERM/SIGINT; 2 bad flags, a refused agent configuration, socket directory or socket
 path, or another daemon already listens on the socket; 1 internal error.
 `;
+
+/** Whether this is the fallback executable (a Node single executable application), not `node script`. */
+async function runsAsSingleExecutable(): Promise<boolean> {
+  try {
+    const sea = (await import('node:sea')) as { isSea?: () => boolean };
+    return sea.isSea?.() === true;
+  } catch {
+    return false;
+  }
+}
 
 export const cniDaemonCommand: Command = {
   usage: USAGE,
@@ -65,9 +77,14 @@ export const cniDaemonCommand: Command = {
     const agent = loadAgentConfig(values.config);
     const socketPath = values.socket ?? agent.socket;
     if (socketPath.length > 107) throw new InputError('--socket', `path of ${socketPath.length} bytes is longer than a unix socket address allows (107)`);
+    // Input is valid: become `node --max-semi-space-size=1 --single-threaded …` (same PID and arguments) before anything
+    // is opened, as serve does (serve-heap.ts); not from the single executable (it takes no node flags on its command line).
+    const heap = await import('./serve-heap.js');
+    const reexecFailure = (await runsAsSingleExecutable()) ? null : heap.reexecWithNodeFlags(heap.DAEMON_NODE_FLAGS);
     const { prepareSocketPath } = await import('../cni/daemon-socket.js');
     await prepareSocketPath(socketPath, agent.socketGroup);
     const logger = pino({ base: { component: 'virt-net-agent-cni-daemon' }, level: process.env[LOG_LEVEL_ENV] ?? 'info' });
+    if (reexecFailure !== null) logger.warn({ reason: reexecFailure }, `running with node's defaults: the re-exec with ${heap.DAEMON_NODE_FLAGS.join(' ')} failed`);
     // Serving first, before anything else starts: a restarted daemon answers its guests again (within the 1 s a
     // client's retransmission waits) before it takes new invocations.
     let serving: import('../cni/serving.js').CniServing | null = null;

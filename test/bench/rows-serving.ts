@@ -59,7 +59,9 @@ interface Daemon {
 
 async function startDaemon(env: BenchEnv, config: string, socket: string): Promise<Daemon> {
   const preload = new URL('./gc-preload.js', import.meta.url).href;
-  const child = spawn(process.execPath, ['--expose-gc', '--import', preload, BUNDLE, 'cni-daemon', '--config', config, '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // VNA_BENCH_DAEMON_NODE_FLAGS: extra node flags for the measured daemon (to try V8 settings; empty by default).
+  const extra = (process.env['VNA_BENCH_DAEMON_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '');
+  const child = spawn(process.execPath, [...extra, '--expose-gc', '--import', preload, BUNDLE, 'cni-daemon', '--config', config, '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const waiting: ((heap: number) => void)[] = [];

@@ -1,7 +1,7 @@
 // When serve re-executes itself with its node flags, and with which argv (agent/cli/serve-heap.ts; the execv itself is
 // exercised by the serve integration tests, which check the running process's command line).
 import { describe, expect, it } from 'vitest';
-import { SERVE_NODE_FLAGS, needsHeapReexec, reexecArgv } from '../../agent/cli/serve-heap.js';
+import { DAEMON_NODE_FLAGS, SERVE_NODE_FLAGS, needsHeapReexec, reexecArgv } from '../../agent/cli/serve-heap.js';
 
 describe('serve heap re-exec', () => {
   it('is needed unless the flag is set in node argv or NODE_OPTIONS, or the opt-out is given', () => {
@@ -26,6 +26,20 @@ describe('serve heap re-exec', () => {
       'serve',
       '--netns',
       '/run/netns/p',
+    ]);
+  });
+
+  it("gives the cni-daemon serve's flags, before its own node flags (--expose-gc, --import …) and its arguments", () => {
+    expect(DAEMON_NODE_FLAGS).toEqual(SERVE_NODE_FLAGS);
+    expect(reexecArgv('/usr/bin/node', ['--expose-gc'], ['/usr/bin/node', 'dist/virt-net-agent.mjs', 'cni-daemon', '--config', 'c.yaml'], DAEMON_NODE_FLAGS)).toEqual([
+      '/usr/bin/node',
+      '--max-semi-space-size=1',
+      '--single-threaded',
+      '--expose-gc',
+      'dist/virt-net-agent.mjs',
+      'cni-daemon',
+      '--config',
+      'c.yaml',
     ]);
   });
 });
