@@ -55,8 +55,12 @@ Exit status: 0 stopped by SIGTERM/SIGINT; 2 bad flags, a refused agent configura
 path, or another daemon already listens on the socket; 1 internal error.
 `;
 
-/** Whether this is the fallback executable (a Node single executable application), not `node script`. */
+/**
+ * Whether this is the fallback executable (a Node single executable application), not `node script`: there argv[1]
+ * is the executable itself (node puts it where a script would be), and `node:sea` says so where it can be imported.
+ */
 async function runsAsSingleExecutable(): Promise<boolean> {
+  if (process.argv[1] === process.execPath) return true;
   try {
     const sea = (await import('node:sea')) as { isSea?: () => boolean };
     return sea.isSea?.() === true;
