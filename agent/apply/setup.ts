@@ -111,7 +111,7 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
   // serve and domain run as the launcher's user: they read the root-owned serve.json (the folder is 0755 for them).
   const vmi = parseVmiObject(request.vmi);
   const stateDir = new StateDir(request.stateRoot, vmiKey(vmi), { reader: launcherUser(vmi), launcherCopy: request.launcherCopy ?? true });
-  stateDir.lock();
+  await stateDir.lock();
   // Whether this run leaves a record: a run that fails, finds plan errors or is a dry run before any record exists
   // removes the folder lock() made, so bad input leaves nothing behind (an unreadable record is left alone).
   let recorded = true;
@@ -174,7 +174,7 @@ export async function runTeardown(
 ): Promise<TeardownResult> {
   const stateDir = new StateDir(request.stateRoot, vmiKey(request.vmi));
   try {
-    stateDir.lock();
+    await stateDir.lock();
   } catch (error) {
     if (!(error instanceof UntrustedStateError)) throw error;
     // Its content may be anyone's: nothing in it is undone (the pod's namespace, and what setup made there, goes with

@@ -108,6 +108,8 @@ export function launcherViewOf(state: Pick<AgentState, 'vmi' | 'networks'>): Lau
 }
 
 const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
 let flockFn: ((fd: number, operation: number) => number) | null = null;
 function flock(fd: number, operation: number): number {
   if (!flockFn) {
@@ -115,6 +117,23 @@ function flock(fd: number, operation: number): number {
     flockFn = libc.func('int flock(int fd, int operation)') as (fd: number, operation: number) => number;
   }
   return flockFn(fd, operation);
+}
+
+/** Longest pause between two tries of a held lock: short next to a setup's own time, negligible in polls per second. */
+const LOCK_POLL_MAX_MS = 20;
+
+/**
+ * Takes an exclusive flock without ever blocking the thread: LOCK_NB, and while another process holds it, tries again
+ * after a growing pause (1 ms, doubling, at most LOCK_POLL_MAX_MS). A blocking flock(2) would stop the whole event
+ * loop, so one pod whose folder another process holds (a fallback invocation, a hung virt-handler call) would stop
+ * the cni-daemon's answers to every other pod. false: flock failed for another reason.
+ */
+async function flockExclusive(fd: number): Promise<boolean> {
+  for (let pause = 1; ; pause = Math.min(pause * 2, LOCK_POLL_MAX_MS)) {
+    if (flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+    if (koffi.errno() !== EWOULDBLOCK) return false;
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
 }
 
 function euid(): number {
@@ -233,12 +252,13 @@ export class StateDir {
   }
 
   /**
-   * Blocks until no other invocation for this VMI holds the lock (released on exit, even a crash). A teardown removes
+   * Resolves once no other invocation for this VMI holds the lock (released on exit, even a crash); waits without
+   * blocking the thread (flockExclusive). A teardown removes
    * the folder, lock file included, while it holds the lock; an invocation that was waiting then holds a lock on a
    * file that is gone, so it takes the lock again on the file now at the path (the same inode proves it is that one).
    * Throws UntrustedStateError for a folder root does not own.
    */
-  lock(): void {
+  async lock(): Promise<void> {
     for (;;) {
       const dirFd = this.trusted(this.openFolder(true) as number);
       let fd: number;
@@ -248,7 +268,7 @@ export class StateDir {
         this.closeFds();
         asAgentError(error);
       }
-      if (!fstatSync(fd).isFile() || flock(fd, LOCK_EX) !== 0) {
+      if (!fstatSync(fd).isFile() || !(await flockExclusive(fd))) {
         closeSync(fd);
         this.closeFds();
         throw new AgentError('--state-dir', `cannot lock ${this.dir}`);

@@ -4,8 +4,8 @@
 // unprivileged user (uid 107, `setpriv --reuid 107 --regid 107 --clear-groups`) connecting to a socket whose mode an
 // admin loosened; a tenant whose VMI lookup hangs (a stand-in API in the test's node netns that answers a byte every
 // 200 ms). Everything lives in the test's mkdtemp and namespaces.
-import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -233,6 +233,50 @@ describe.skipIf(!netnsAvailable())('one invocation cannot hold up the others (ho
     } finally {
       await d.stop();
       await api.stop();
+    }
+  });
+  it("a pod's state folder locked by another process (the fallback executable, a virt-handler call) holds up only that pod's invocation", async () => {
+    const stateRoot = join(dir, 'locked-state');
+    mkdirSync(stateRoot);
+    const config = writeAgentConfig(dir, { stateRoot, invocationTimeoutMs: 5_000 });
+    const socket = join(mkdtempSync(join(dir, 'locked-')), 'cni.sock');
+    const d = await startDaemonProcess(socket, { config, wrapper: ['ip', 'netns', 'exec', a.node.name] });
+    stops.push(() => d.stop());
+    const shim = (pod: CniPod, command: string, name: string): Promise<ProgramRun> =>
+      runWithEnv(SHIM, {
+        CNI_COMMAND: command,
+        CNI_CONTAINERID: pod.containerId,
+        CNI_NETNS: pod.pod.path,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/usr/lib/cni',
+        VIRT_NET_AGENT_CNI_SOCKET: socket,
+      }, JSON.stringify({ cniVersion: '1.0.0', name, type: 'virt-net-agent', binding: 'masquerade', prevResult: pod.attachments[0]?.result }));
+    let holder: ReturnType<typeof spawn> | null = null;
+    try {
+      expect((await shim(b, 'ADD', 'podnet-b')).code).toBe(0);
+      const [folder] = readdirSync(stateRoot);
+      expect(folder).toBeDefined();
+      // Another process holds b's lock, as a concurrent fallback invocation or a hung one would.
+      const lockFile = join(stateRoot, folder ?? '', 'lock');
+      const held = (): boolean => spawnSync('flock', ['--exclusive', '--nonblock', lockFile, 'true']).status === 1;
+      // --no-fork: flock execs sleep itself, so killing that one process releases the lock.
+      holder = spawn('flock', ['--exclusive', '--no-fork', lockFile, 'sleep', '100'], { stdio: 'ignore' });
+      await waitFor(async () => held(), { timeoutMs: 10_000, intervalMs: 20, what: 'the lock held by the other process' });
+      // b's DEL waits for the lock; the daemon answers it at its deadline, and answers another pod, while the lock is
+      // still held (a daemon blocked in flock(2) answers nothing until the holder exits).
+      const waited = await shim(b, 'DEL', 'podnet-b');
+      expect(JSON.parse(waited.stdout)).toMatchObject({ code: 11 });
+      expect(held(), 'the lock was still held when the waiting DEL was answered').toBe(true);
+      const other = await shim(a, 'ADD', 'podnet-a');
+      expect(other.code, other.stdout).toBe(0);
+      expect(held(), 'the lock was still held when the other pod was answered').toBe(true);
+      expect((await shim(a, 'DEL', 'podnet-a')).code).toBe(0);
+      holder.kill('SIGKILL');
+      await waitFor(async () => (await shim(b, 'DEL', 'podnet-b')).code === 0, { timeoutMs: 60_000, intervalMs: 200, what: "b's DEL once the lock is free" });
+      expect(readdirSync(stateRoot)).toEqual([]);
+    } finally {
+      holder?.kill('SIGKILL');
+      await d.stop();
     }
   });
 });
