@@ -5,79 +5,51 @@
 // the test's own folder standing in for host files; the "attacker's server" listens on loopback of the test's node
 // netns. Nothing of the machine is touched.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dumpNetns } from '../helpers/agent-run.js';
-import { writeAgentConfig } from '../helpers/agent-config.js';
-import { makeCniPod, type CniPod } from '../helpers/cni.js';
-import { plugin } from '../helpers/cni-plugin.js';
+import { plugin, usePluginPod } from '../helpers/cni-plugin.js';
 import { netnsAvailable, waitFor } from '../helpers/netns.js';
 
 describe.skipIf(!netnsAvailable())('a NAD cannot name host paths or credentials (hole 3)', { timeout: 120_000 }, () => {
-  let dir: string;
-  let stateRoot: string;
-  let config: string;
-  let cni: CniPod;
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'vna-sec-netconf-'));
-    stateRoot = join(dir, 'state');
-    mkdirSync(stateRoot);
-    config = writeAgentConfig(dir, { stateRoot });
-    cni = await makeCniPod({ podCidr: '10.244.91.0/24' });
-  });
-  afterAll(async () => {
-    await cni?.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const env = (command: string, more: Record<string, string> = {}): Record<string, string> => ({
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: cni.containerId,
-    CNI_NETNS: cni.pod.path,
-    CNI_IFNAME: 'eth0',
-    CNI_PATH: '/usr/lib/cni',
-    CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=virt-launcher-a-x7k2q',
-    VIRT_NET_AGENT_CONFIG: config,
-    ...more,
-  });
+  const pod = usePluginPod('vna-sec-netconf-', { podCidr: '10.244.91.0/24', cniArgs: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=virt-launcher-a-x7k2q' });
+  const { env } = pod;
   const chained = (extra: Record<string, unknown>): string =>
-    JSON.stringify({ cniVersion: '1.0.0', name: 'tenantnet', type: 'virt-net-agent', binding: 'masquerade', prevResult: cni.attachments[0]?.result, ...extra });
+    JSON.stringify({ cniVersion: '1.0.0', name: 'tenantnet', type: 'virt-net-agent', binding: 'masquerade', prevResult: pod.cni.attachments[0]?.result, ...extra });
   const bindingPlugin = (extra: Record<string, unknown>): string => JSON.stringify({ cniVersion: '1.0.0', name: 'tenantnet', type: 'virt-net-agent', args: { cni: { logicNetworkName: 'default' } }, ...extra });
 
   it('stateDir: ADD does not write through the tenant\'s folder (a planted resolv.conf symlink leaves the victim file as it was)', async () => {
-    const victim = join(dir, 'victim-passwd');
+    const victim = join(pod.dir, 'victim-passwd');
     writeFileSync(victim, 'root:x:0:0:root:/root:/bin/bash\n');
-    const tenantDir = join(dir, 'tenant-state');
-    const key = `tenantnet_${cni.containerId}_eth0`;
+    const tenantDir = join(pod.dir, 'tenant-state');
+    const key = `tenantnet_${pod.cni.containerId}_eth0`;
     mkdirSync(join(tenantDir, key), { recursive: true });
     symlinkSync(victim, join(tenantDir, key, 'resolv.conf'));
-    const before = await dumpNetns(cni.pod);
-    const run = await plugin(cni.node, env('ADD'), chained({ stateDir: tenantDir }));
+    const before = await dumpNetns(pod.cni.pod);
+    const run = await plugin(pod.cni.node, env('ADD'), chained({ stateDir: tenantDir }));
     expect(readFileSync(victim, 'utf8')).toBe('root:x:0:0:root:/root:/bin/bash\n');
-    expect(await dumpNetns(cni.pod)).toEqual(before);
+    expect(await dumpNetns(pod.cni.pod)).toEqual(before);
     expect(run.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^stateDir: a network configuration cannot name host paths or credentials/) });
-    expect(readdirSync(stateRoot)).toEqual([]);
+    expect(readdirSync(pod.stateRoot)).toEqual([]);
   });
 
   it('stateDir: DEL never acts on the tenant\'s folder (it works on the trusted state root only)', async () => {
-    const tenantDir = join(dir, 'tenant-del');
-    const key = `tenantnet_${cni.containerId}_eth0`;
+    const tenantDir = join(pod.dir, 'tenant-del');
+    const key = `tenantnet_${pod.cni.containerId}_eth0`;
     mkdirSync(join(tenantDir, key), { recursive: true });
     writeFileSync(join(tenantDir, key, 'keep-me'), 'data root must not delete\n');
-    const run = await plugin(cni.node, env('DEL'), chained({ stateDir: tenantDir }));
+    const run = await plugin(pod.cni.node, env('DEL'), chained({ stateDir: tenantDir }));
     // DEL succeeds (the chain's DEL must go on), and the folder the tenant named is untouched.
     expect(run.code, run.stdout).toBe(0);
     expect(existsSync(join(tenantDir, key, 'keep-me'))).toBe(true);
   });
 
   it('kubeconfig: the tenant\'s kubeconfig never makes root read a file and send it as a Bearer token (here over plain http)', async () => {
-    const secret = join(dir, 'node-secret-token');
+    const secret = join(pod.dir, 'node-secret-token');
     writeFileSync(secret, 'node-root-secret-0123\n', { mode: 0o600 });
     // The tenant's server: logs the Authorization header of every request it gets.
-    const server: ChildProcess = spawn('ip', ['netns', 'exec', cni.node.name, process.execPath, '-e', `
+    const server: ChildProcess = spawn('ip', ['netns', 'exec', pod.cni.node.name, process.execPath, '-e', `
       const http = require('node:http');
       const s = http.createServer((req, res) => { process.stdout.write('auth=' + (req.headers.authorization || '') + '\\n'); res.writeHead(404); res.end('{}'); });
       s.listen(0, '127.0.0.1', () => process.stdout.write('listening ' + s.address().port + '\\n'));
@@ -87,21 +59,21 @@ describe.skipIf(!netnsAvailable())('a NAD cannot name host paths or credentials 
     try {
       await waitFor(async () => /listening \d+/.test(out), { timeoutMs: 20_000, intervalMs: 50, what: "the tenant's server" });
       const port = /listening (\d+)/.exec(out)?.[1] ?? '';
-      const kubeconfig = join(dir, 'tenant-kubeconfig');
+      const kubeconfig = join(pod.dir, 'tenant-kubeconfig');
       writeFileSync(kubeconfig, `apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: k, cluster: {server: "http://127.0.0.1:${port}"}}]\nusers: [{name: u, user: {tokenFile: "${secret}"}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n`);
-      const before = await dumpNetns(cni.pod);
-      const run = await plugin(cni.node, env('ADD', { CNI_IFNAME: 'net1' }), bindingPlugin({ kubeconfig }));
+      const before = await dumpNetns(pod.cni.pod);
+      const run = await plugin(pod.cni.node, env('ADD', { CNI_IFNAME: 'net1' }), bindingPlugin({ kubeconfig }));
       // Had a request been sent, its line would be there by now (the plugin waited for its answer before exiting).
       expect(out).not.toMatch(/auth=/);
       expect(run.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^kubeconfig: a network configuration cannot name host paths or credentials/) });
-      expect(await dumpNetns(cni.pod)).toEqual(before);
+      expect(await dumpNetns(pod.cni.pod)).toEqual(before);
     } finally {
       server.kill('SIGTERM');
     }
   });
 
   it('vmiPath: root does not read a file the tenant names (a root-only file is not used as the VMI)', async () => {
-    const rootOnly = join(dir, 'root-only-vmi.json');
+    const rootOnly = join(pod.dir, 'root-only-vmi.json');
     const vmi = {
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachineInstance',
@@ -109,14 +81,14 @@ describe.skipIf(!netnsAvailable())('a NAD cannot name host paths or credentials 
       spec: { domain: { devices: { interfaces: [{ name: 'default', binding: { name: 'vna' }, ports: [{ port: 4242 }] }] } }, networks: [{ name: 'default', pod: {} }] },
     };
     writeFileSync(rootOnly, JSON.stringify(vmi), { mode: 0o600 });
-    const before = await dumpNetns(cni.pod);
-    const run = await plugin(cni.node, env('ADD', { CNI_IFNAME: 'net1' }), bindingPlugin({ vmiPath: rootOnly }));
+    const before = await dumpNetns(pod.cni.pod);
+    const run = await plugin(pod.cni.node, env('ADD', { CNI_IFNAME: 'net1' }), bindingPlugin({ vmiPath: rootOnly }));
     try {
-      expect(await dumpNetns(cni.pod)).toEqual(before);
-      expect(readdirSync(stateRoot)).toEqual([]);
+      expect(await dumpNetns(pod.cni.pod)).toEqual(before);
+      expect(readdirSync(pod.stateRoot)).toEqual([]);
       expect(run.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^vmiPath: a network configuration cannot name host paths or credentials/) });
     } finally {
-      await plugin(cni.node, env('DEL', { CNI_IFNAME: 'net1' }), bindingPlugin({}));
+      await plugin(pod.cni.node, env('DEL', { CNI_IFNAME: 'net1' }), bindingPlugin({}));
     }
   });
 });
