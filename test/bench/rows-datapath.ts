@@ -73,6 +73,8 @@ async function masquerade(env: BenchEnv): Promise<Topology> {
   const pod = await makeBenchPod(env.workDir);
   await agentSetup(env, pod, true);
   const guest = await fakeGuest(pod.pod, 'k6t-eth0', async (g) => {
+    // The guest MAC the plan gives the domain (the pod NIC's): the pod's bridge already resolves 10.0.2.2 to it.
+    await g.execOk(['ip', 'link', 'set', 'eth0', 'address', pod.podMac]);
     await g.execOk(['ip', 'addr', 'add', '10.0.2.2/24', 'dev', 'eth0']);
     await g.execOk(['ip', 'link', 'set', 'eth0', 'up']);
     await g.execOk(['ip', 'route', 'add', 'default', 'via', '10.0.2.1']);

@@ -5,7 +5,7 @@
 //
 // Four OVN-K pods with their own logical ports (OVN-K's ordinary pods: each its own IP), agent pods on node1 and script
 // pods on node2, so every hop crosses chassis (geneve, userspace datapath): agent1 → script1 → agent2 → script2 → …
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { guestMissing, readConsole, waitForGuestLine } from '../helpers/guest.js';
 import { libvirtdMissing } from '../helpers/libvirtd.js';
@@ -68,8 +68,11 @@ export async function ovnMigrationRows(env: BenchEnv): Promise<Row[]> {
     const [node1, node2, node3] = ovn.chassis;
     const observer = await ovn.addPod({ chassis: node3!, ip: '10.128.0.30' });
     const plan = [['agent1', node1!, '10.128.0.21'], ['script1', node2!, '10.128.0.22'], ['agent2', node1!, '10.128.0.23'], ['script2', node2!, '10.128.0.24']] as const;
+    // A folder of its own: the migration group's pods (same labels) leave their state folders in env.workDir.
+    const workDir = join(env.workDir, 'ovn-migration');
+    mkdirSync(workDir, { recursive: true });
     for (const [label, chassis, ip] of plan) {
-      const { side } = await ovnPodSide(ovn, label, env.workDir, chassis, { lsp: `bench-${label}-${process.pid}`, ip, mac: ovnMac(ip) }, false);
+      const { side } = await ovnPodSide(ovn, label, workDir, chassis, { lsp: `bench-${label}-${process.pid}`, ip, mac: ovnMac(ip) }, false);
       sides.push(side);
     }
     const [agent1, script1, agent2, script2] = sides as [PodSide, PodSide, PodSide, PodSide];
