@@ -12,6 +12,12 @@ import { quoteIfname } from './masquerade-nft.js';
 /** The bridge-family table this agent owns (nothing else lives in it). */
 export const SPOOF_TABLE = 'virt_net_agent';
 export const SPOOF_CHAIN = 'guest-spoof';
+/**
+ * A named counter every drop rule also counts into (besides its own counter, which `explain` shows per rule): the
+ * metrics read the guard's drops of a pod with one small nf_tables request for this object instead of dumping and
+ * walking every rule (agent/drivers/nft-counters.ts).
+ */
+export const SPOOF_DROPS_COUNTER = 'drops';
 /** Bridge-family `filter` priority: before anything else a bridge port sees. */
 const PRIORITY = -200;
 
@@ -42,6 +48,7 @@ export function renderSpoofNft(guards: readonly SpoofGuard[]): string {
     `add table bridge ${SPOOF_TABLE}`,
     `delete table bridge ${SPOOF_TABLE}`,
     `add table bridge ${SPOOF_TABLE}`,
+    `add counter bridge ${SPOOF_TABLE} ${SPOOF_DROPS_COUNTER}`,
     `add chain bridge ${SPOOF_TABLE} ${SPOOF_CHAIN} { type filter hook prerouting priority ${PRIORITY}; policy accept; }`,
   ];
   for (const guard of guards) {
@@ -59,7 +66,7 @@ function guardRules(guard: SpoofGuard): string[] {
   const tap = `iifname ${quoteIfname(guard.tap, 'tap')}`;
   const mac = checkMac(guard.mac);
   const label = commentLabel(guard.network);
-  const drop = (what: string): string => `counter drop comment "${spoofRuleComment(label, what)}"`;
+  const drop = (what: string): string => `counter name "${SPOOF_DROPS_COUNTER}" counter drop comment "${spoofRuleComment(label, what)}"`;
   const rules = [`${tap} ether saddr != ${mac} ${drop('source MAC')}`];
   if (guard.ips === null) return rules;
 

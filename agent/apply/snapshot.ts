@@ -14,12 +14,12 @@ export function ourTable(family: NftTableFamily): string {
   return family === 'bridge' ? SPOOF_TABLE : 'nat';
 }
 
-/** `nft list ruleset` without the counters that traffic changes, restricted to our tables of these families. */
+/** `nft list ruleset` without the counts that traffic changes (rules' counters, named counters' bodies), restricted to our tables of these families. */
 export function ourTablesListing(ruleset: string, families: readonly NftTableFamily[]): string {
   const blocks = ruleset.split(/^(?=table )/m);
   return blocks
     .filter((block) => families.some((family) => block.startsWith(`table ${family} ${ourTable(family)} `)))
-    .map((block) => block.replace(/counter packets \d+ bytes \d+/g, 'counter').trimEnd())
+    .map((block) => block.replace(/counter packets \d+ bytes \d+/g, 'counter').replace(/^(\s*)packets \d+ bytes \d+$/gm, '$1packets bytes').trimEnd())
     .join('\n');
 }
 

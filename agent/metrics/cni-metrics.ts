@@ -3,8 +3,9 @@
 // Names follow the ecosystem (OVN-Kubernetes' ovnkube_node_cni_request_duration_seconds): every metric starts with
 // virt_net_agent_. Attachments and drops are collected when Prometheus scrapes: attachments from the state root (the
 // records ADD wrote; re-read only after an invocation changed something, so a scrape of a quiet node reads nothing),
-// drops from the `counter ... drop` rules of the guard table in each guarded attachment's network namespace (an
-// nf_tables netlink rule dump on a socket opened in that namespace, agent/drivers/nft-counters.ts; a socket is opened
+// drops from the guard table's named counter in each guarded attachment's network namespace (one nf_tables netlink
+// GETOBJ on a socket opened in that namespace, agent/drivers/nft-counters.ts; a table made by a version without the
+// counter is read by dumping its `counter ... drop` rules instead; a socket is opened
 // inside one synchronous NetnsScope.run, so no CNI invocation ever runs while the main thread is in a pod's namespace).
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { lstatSync, readdirSync } from 'node:fs';
@@ -12,8 +13,8 @@ import { join } from 'node:path';
 import { inspectAttachment } from '../cni/attachment.js';
 import { openNetnsScope } from '../apply/netns.js';
 import { SyncNetlinkSocket } from '../drivers/netlink-sync.js';
-import { chainDroppedPackets, NETLINK_NETFILTER, NFPROTO_BRIDGE } from '../drivers/nft-counters.js';
-import { SPOOF_CHAIN, SPOOF_TABLE } from '../../bindings/spoof-nft.js';
+import { chainDroppedPackets, namedCounterPackets, NETLINK_NETFILTER, NFPROTO_BRIDGE } from '../drivers/nft-counters.js';
+import { SPOOF_CHAIN, SPOOF_DROPS_COUNTER, SPOOF_TABLE } from '../../bindings/spoof-nft.js';
 import { spoofProtectionWanted } from '../plan/spoof-guard.js';
 import type { Vmi } from '../plan/vmi-types.js';
 import { registerServingMetrics } from './serving-metrics.js';
@@ -72,7 +73,8 @@ export class GuardDropReader {
       this.sockets.set(netns, socket);
     }
     try {
-      return chainDroppedPackets(socket, NFPROTO_BRIDGE, SPOOF_TABLE, SPOOF_CHAIN);
+      // The named counter; a guard table written before it existed (an older agent's attachment) has only its rules.
+      return namedCounterPackets(socket, NFPROTO_BRIDGE, SPOOF_TABLE, SPOOF_DROPS_COUNTER) ?? chainDroppedPackets(socket, NFPROTO_BRIDGE, SPOOF_TABLE, SPOOF_CHAIN);
     } catch {
       socket.close();
       this.sockets.delete(netns);

@@ -54,7 +54,7 @@ export async function dumpNetns(pod: Netns, options: { ignoreMacOf?: readonly st
   const addrs = JSON.parse((await pod.execOk(['ip', '-j', 'addr', 'show'])).stdout) as { ifname: string; addr_info: Record<string, unknown>[] }[];
   const routes = JSON.parse((await pod.execOk(['ip', '-j', 'route', 'show', 'table', 'all'])).stdout) as Record<string, unknown>[];
   const routes6 = JSON.parse((await pod.execOk(['ip', '-6', '-j', 'route', 'show', 'table', 'all'])).stdout) as Record<string, unknown>[];
-  const nft = (await pod.execOk(['nft', 'list', 'ruleset'])).stdout.replace(/counter packets \d+ bytes \d+/g, 'counter');
+  const nft = (await pod.execOk(['nft', 'list', 'ruleset'])).stdout.replace(/counter packets \d+ bytes \d+/g, 'counter').replace(/^(\s*)packets \d+ bytes \d+$/gm, '$1packets bytes');
   const sysctls: Record<string, string> = {};
   for (const name of DUMPED_SYSCTLS) sysctls[name] = (await pod.execOk(['sysctl', '-n', name])).stdout.trim().replace(/\s+/g, ' ');
   return {

@@ -56,7 +56,7 @@ async function dump(pod: Netns, options: { ignoreMacOf?: readonly string[] } = {
   const links = JSON.parse((await pod.execOk(['ip', '-j', 'link', 'show'])).stdout) as Record<string, unknown>[];
   const addrs = JSON.parse((await pod.execOk(['ip', '-j', 'addr', 'show'])).stdout) as { ifname: string; addr_info: Record<string, unknown>[] }[];
   const routes = JSON.parse((await pod.execOk(['ip', '-j', 'route', 'show', 'table', 'all'])).stdout) as Record<string, unknown>[];
-  const nft = (await pod.execOk(['nft', 'list', 'ruleset'])).stdout.replace(/counter packets \d+ bytes \d+/g, 'counter');
+  const nft = (await pod.execOk(['nft', 'list', 'ruleset'])).stdout.replace(/counter packets \d+ bytes \d+/g, 'counter').replace(/^(\s*)packets \d+ bytes \d+$/gm, '$1packets bytes');
   const sysctls = await Promise.all(
     ['net.ipv4.conf.all.arp_ignore', 'net.ipv4.ip_forward'].map(async (name) => (await pod.execOk(['sysctl', '-n', name])).stdout.trim()),
   );

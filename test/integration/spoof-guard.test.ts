@@ -44,12 +44,13 @@ status:
 /** Packets dropped so far by each guard rule, by the rule's comment ("spoof default: source MAC" …). */
 async function dropCounts(pod: Netns): Promise<Record<string, number>> {
   const listing = JSON.parse((await pod.execOk(['nft', '-j', 'list', 'table', 'bridge', 'virt_net_agent'])).stdout) as {
-    nftables: { rule?: { comment?: string; expr: Record<string, { packets?: number }>[] } }[];
+    nftables: { rule?: { comment?: string; expr: Record<string, { packets?: number } | string>[] } }[];
   };
   const counts: Record<string, number> = {};
   for (const item of listing.nftables) {
     if (!item.rule?.comment) continue;
-    const counter = item.rule.expr.find((expr) => 'counter' in expr)?.['counter'];
+    // The rule's own counter; `{"counter": "drops"}` is its reference to the table's named counter.
+    const counter = item.rule.expr.map((expr) => expr['counter']).find((c) => typeof c === 'object');
     counts[item.rule.comment] = counter?.packets ?? 0;
   }
   return counts;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cniCode, createCniMetrics } from '../../agent/metrics/cni-metrics.js';
-import { droppedPacketsOfRule, encodeRuleDump } from '../../agent/drivers/nft-counters.js';
+import { counterObjectPackets, droppedPacketsOfRule, encodeCounterGet, encodeRuleDump } from '../../agent/drivers/nft-counters.js';
 import { parseMetricsAddress } from '../../agent/metrics/server.js';
 import { parseAgentConfig } from '../../agent/cni/agent-config.js';
 
@@ -45,6 +45,28 @@ describe('metrics', () => {
     expect(droppedPacketsOfRule(rule(counter(9), verdict(1)))).toBe(0); // counter accept
     expect(droppedPacketsOfRule(rule(verdict(0)))).toBe(0); // drop without a counter
     expect(encodeRuleDump(7, 'virt_net_agent', 'guest-spoof').subarray(0, 4)).toEqual(Buffer.from([7, 0, 0, 0]));
+  });
+
+  it('reads the packets of a named counter from an nf_tables object message (other object types are not counters)', () => {
+    const a = (type: number, payload: Buffer, nested = false): Buffer => {
+      const out = Buffer.alloc((4 + payload.length + 3) & ~3);
+      out.writeUInt16LE(4 + payload.length, 0);
+      out.writeUInt16LE(type | (nested ? 0x8000 : 0), 2);
+      payload.copy(out, 4);
+      return out;
+    };
+    const be = (n: number, bytes: 4 | 8): Buffer => { const b = Buffer.alloc(bytes); if (bytes === 8) b.writeBigUInt64BE(BigInt(n)); else b.writeUInt32BE(n); return b; };
+    const object = (objectType: number, packets: number): Buffer =>
+      Buffer.concat([Buffer.from([7, 0, 0, 0]), a(1, Buffer.from('virt_net_agent\0')), a(2, Buffer.from('drops\0')), a(3, be(objectType, 4)), a(4, Buffer.concat([a(1, be(packets * 60, 8)), a(2, be(packets, 8))]), true)]);
+    expect(counterObjectPackets(object(1, 42))).toBe(42);
+    expect(counterObjectPackets(object(2, 42))).toBeNull(); // a quota, not a counter
+    expect(counterObjectPackets(Buffer.from([7, 0, 0, 0]))).toBeNull();
+    // The request names the table, the object and its type (counter = 1), in the bridge family.
+    const request = encodeCounterGet(7, 'virt_net_agent', 'drops');
+    expect(request.subarray(0, 4)).toEqual(Buffer.from([7, 0, 0, 0]));
+    expect(request.includes(Buffer.from('virt_net_agent\0'))).toBe(true);
+    expect(request.includes(Buffer.from('drops\0'))).toBe(true);
+    expect(request.subarray(-4)).toEqual(be(1, 4));
   });
 
   it('exposes request counts and durations by command and code; attachments by binding from the state root', async () => {

@@ -81,13 +81,13 @@ describe('spoof protection: what each guard allows', () => {
     const mac = p.networks[0]?.guestMac;
     expect(mac).toBe('0a:58:0a:f4:01:05');
     expect(guardRules(p).map((rule) => rule.replace('add rule bridge virt_net_agent guest-spoof ', ''))).toEqual([
-      `iifname "tap0" ether saddr != ${mac} counter drop comment "spoof default: source MAC"`,
-      `iifname "tap0" ether type arp arp saddr ether != ${mac} counter drop comment "spoof default: ARP sender MAC"`,
-      'iifname "tap0" ether type arp arp saddr ip != { 0.0.0.0, 10.0.2.2 } counter drop comment "spoof default: ARP sender IPv4"',
+      `iifname "tap0" ether saddr != ${mac} counter name "drops" counter drop comment "spoof default: source MAC"`,
+      `iifname "tap0" ether type arp arp saddr ether != ${mac} counter name "drops" counter drop comment "spoof default: ARP sender MAC"`,
+      'iifname "tap0" ether type arp arp saddr ip != { 0.0.0.0, 10.0.2.2 } counter name "drops" counter drop comment "spoof default: ARP sender IPv4"',
       'iifname "tap0" ether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept',
-      'iifname "tap0" ether type ip ip saddr != 10.0.2.2 counter drop comment "spoof default: source IPv4"',
-      'iifname "tap0" ether type ip6 ip6 saddr != { ::, fe80::/10, fd10:0:2::2 } counter drop comment "spoof default: source IPv6"',
-      'iifname "tap0" ether type != { arp, ip, ip6, 0x8035 } counter drop comment "spoof default: EtherType"',
+      'iifname "tap0" ether type ip ip saddr != 10.0.2.2 counter name "drops" counter drop comment "spoof default: source IPv4"',
+      'iifname "tap0" ether type ip6 ip6 saddr != { ::, fe80::/10, fd10:0:2::2 } counter name "drops" counter drop comment "spoof default: source IPv6"',
+      'iifname "tap0" ether type != { arp, ip, ip6, 0x8035 } counter name "drops" counter drop comment "spoof default: EtherType"',
     ]);
   });
 
@@ -98,8 +98,8 @@ describe('spoof protection: what each guard allows', () => {
 
   it('bridge binding: the guest carries the pod IP (IPv4 only pod: IPv6 limited to link-local)', () => {
     const rules = guardRules(plan(BRIDGE, flannelPod, { flag: true }));
-    expect(rules).toContain('add rule bridge virt_net_agent guest-spoof iifname "tap0" ether type ip ip saddr != 10.244.0.5 counter drop comment "spoof default: source IPv4"');
-    expect(rules).toContain('add rule bridge virt_net_agent guest-spoof iifname "tap0" ether type ip6 ip6 saddr != { ::, fe80::/10 } counter drop comment "spoof default: source IPv6"');
+    expect(rules).toContain('add rule bridge virt_net_agent guest-spoof iifname "tap0" ether type ip ip saddr != 10.244.0.5 counter name "drops" counter drop comment "spoof default: source IPv4"');
+    expect(rules).toContain('add rule bridge virt_net_agent guest-spoof iifname "tap0" ether type ip6 ip6 saddr != { ::, fe80::/10 } counter name "drops" counter drop comment "spoof default: source IPv6"');
   });
 
   it('a secondary without IPAM is guarded by MAC only; one with IPAM by MAC and IP', () => {
@@ -110,10 +110,10 @@ describe('spoof protection: what each guard allows', () => {
     const rules = guardRules(plan(vmi, multusPod, { flag: true }));
     const ofTap = (tap: string): string[] => rules.filter((rule) => rule.includes(`iifname "${tap}" `));
     expect(ofTap('tapb1f51a511f1')).toEqual([
-      'add rule bridge virt_net_agent guest-spoof iifname "tapb1f51a511f1" ether saddr != 8a:1d:4e:00:bb:02 counter drop comment "spoof red: source MAC"',
+      'add rule bridge virt_net_agent guest-spoof iifname "tapb1f51a511f1" ether saddr != 8a:1d:4e:00:bb:02 counter name "drops" counter drop comment "spoof red: source MAC"',
     ]);
     expect(ofTap('tap16477688c0e')).toContain(
-      'add rule bridge virt_net_agent guest-spoof iifname "tap16477688c0e" ether type ip ip saddr != 192.168.10.5 counter drop comment "spoof blue: source IPv4"',
+      'add rule bridge virt_net_agent guest-spoof iifname "tap16477688c0e" ether type ip ip saddr != 192.168.10.5 counter name "drops" counter drop comment "spoof blue: source IPv4"',
     );
   });
 
@@ -136,6 +136,7 @@ describe('spoof protection: the rendered table', () => {
         'add table bridge virt_net_agent',
         'delete table bridge virt_net_agent',
         'add table bridge virt_net_agent',
+        'add counter bridge virt_net_agent drops',
         'add chain bridge virt_net_agent guest-spoof { type filter hook prerouting priority -200; policy accept; }',
         '',
       ].join('\n'),
