@@ -1,7 +1,8 @@
 // Bench row: live migration across OVN chassis (test/helpers/ovn.ts), masquerade: the network's share of the downtime
 // (longest gap of a 10 ms probe from a pod on a third chassis, minus QEMU's own downtime) into pods the agent plumbed vs
 // into pods plumbed by the reference script (test/bench/migration-net-up.sh, /work/shared/reference/migration/net-up.sh
-// adapted to OVN pods: MTU 1400 on bridge, tap and in the DHCP answer), and QEMU's first RARP to the first reply.
+// adapted to OVN pods: MTU 1400 on bridge, tap and in the DHCP answer), and QEMU's first RARP to the first reply (at the
+// observer, and the guest's own reply as the target pod's bridge receives it: how much of the time is the resumed guest).
 //
 // Four OVN-K pods with their own logical ports (OVN-K's ordinary pods: each its own IP), agent pods on node1 and script
 // pods on node2, so every hop crosses chassis (geneve, userspace datapath): agent1 → script1 → agent2 → script2 → …
@@ -43,6 +44,8 @@ interface Hop {
   readonly gapMs: number;
   readonly qemuDowntimeMs: number | null;
   readonly rarpToReplyMs: number | null;
+  /** QEMU's first RARP → the guest's first echo reply received on the target pod's bridge (before any network hop). */
+  readonly rarpToGuestMs: number | null;
 }
 
 class GuestSilent extends Error {}
@@ -135,9 +138,11 @@ export async function ovnMigrationRows(env: BenchEnv): Promise<Row[]> {
       const reply = rarp === undefined ? null : firstReplyAfter(probeLog, rarp);
       const into = to.label.startsWith('agent') ? 'agent' : 'script';
       const rarpToReplyMs = rarp === undefined || reply === null ? null : (reply - rarp) * 1000;
-      hops.push({ into, gapMs: result.longestGapMs, qemuDowntimeMs: mig.qemuDowntimeMs, rarpToReplyMs });
+      const guestReply = rarp === undefined ? undefined : rarps.echoReplyTimes().find((t) => t >= rarp);
+      const rarpToGuestMs = rarp === undefined || guestReply === undefined ? null : (guestReply - rarp) * 1000;
+      hops.push({ into, gapMs: result.longestGapMs, qemuDowntimeMs: mig.qemuDowntimeMs, rarpToReplyMs, rarpToGuestMs });
       if (result.duplicates > 0) env.log(`ovn-migration ${at.label} → ${to.label}: duplicate replies (time target seq rtt): ${duplicateLines(probeLog).join('; ')}`);
-      env.log(`ovn-migration ${at.label} → ${to.label}: gap ${result.longestGapMs.toFixed(0)} ms, qemu downtime ${mig.qemuDowntimeMs ?? '?'} ms, RARP → reply ${rarpToReplyMs?.toFixed(0) ?? '?'} ms, ${result.duplicates} duplicates`);
+      env.log(`ovn-migration ${at.label} → ${to.label}: gap ${result.longestGapMs.toFixed(0)} ms, qemu downtime ${mig.qemuDowntimeMs ?? '?'} ms, RARP → reply ${rarpToReplyMs?.toFixed(0) ?? '?'} ms (guest's reply on the bridge ${rarpToGuestMs?.toFixed(0) ?? '?'} ms), ${result.duplicates} duplicates`);
       at = to;
     }
     return [row(hops, hung)];
@@ -167,6 +172,7 @@ function row(hops: readonly Hop[], hung: readonly string[]): Row {
   const of = (k: Hop['into']): Hop[] => hops.filter((h) => h.into === k);
   const share = (k: Hop['into']): number[] => of(k).filter((h) => h.qemuDowntimeMs !== null).map((h) => h.gapMs - (h.qemuDowntimeMs ?? 0));
   const rarp = (k: Hop['into']): number[] => of(k).flatMap((h) => (h.rarpToReplyMs === null ? [] : [h.rarpToReplyMs]));
+  const guest = (k: Hop['into']): number[] => of(k).flatMap((h) => (h.rarpToGuestMs === null ? [] : [h.rarpToGuestMs]));
   const ours = share('agent');
   const theirs = share('script');
   const ratio = median(ours) / median(theirs);
@@ -181,7 +187,8 @@ function row(hops: readonly Hop[], hung: readonly string[]): Row {
     note:
       `${of('agent').length}+${of('script').length} migrations node1↔node2 alternating agent/script targets, probe from a pod on node3; ` +
       `gap minus QEMU downtime agent [${list(ours)}], script [${list(theirs)}] ms; whole gaps agent [${list(of('agent').map((h) => h.gapMs))}], script [${list(of('script').map((h) => h.gapMs))}] ms; ` +
-      `QEMU's first RARP on the target bridge → first reply median agent ${median(rarp('agent')).toFixed(0)} ms [${list(rarp('agent'))}], script ${median(rarp('script')).toFixed(0)} ms [${list(rarp('script'))}]` +
+      `QEMU's first RARP on the target bridge → first reply median agent ${median(rarp('agent')).toFixed(0)} ms [${list(rarp('agent'))}], script ${median(rarp('script')).toFixed(0)} ms [${list(rarp('script'))}]; ` +
+      `of which QEMU's first RARP → the guest's first echo reply on the target pod's bridge (the resumed guest, before any network hop) agent ${median(guest('agent')).toFixed(0)} ms [${list(guest('agent'))}], script ${median(guest('script')).toFixed(0)} ms [${list(guest('script'))}]` +
       (hung.length > 0 ? `; ${hung.length} hop(s) (into ${hung.join(', ')}) left the TCG guest silent and were redone with a fresh guest` : ''),
   };
 }

@@ -59,7 +59,10 @@ export async function targetOnly(ovn: OvnNetwork, lsp: string, to: Chassis): Pro
 
 /** Unix times of RARP frames (ethertype 0x8035) seen on an interface of a netns (test/helpers/rarp_watch.py). */
 export interface RarpWatch {
+  /** When each RARP arrived (unix seconds). */
   times(): number[];
+  /** When each ICMP echo reply was received on the interface (the guest answering a probe, seen in the pod). */
+  echoReplyTimes(): number[];
   stop(): Promise<void>;
 }
 
@@ -68,11 +71,8 @@ export async function watchRarp(ns: Netns, ifname: string, logFile: string): Pro
   await waitFor(async () => child.exitCode !== null || (existsSync(logFile) && readFileSync(logFile, 'utf8').startsWith('# start')), { timeoutMs: 30_000, intervalMs: 50, what: `the RARP watcher on ${ifname}` });
   if (child.exitCode !== null) throw new Error(`rarp_watch.py on ${ifname} exited ${child.exitCode}`);
   return {
-    times: () =>
-      readFileSync(logFile, 'utf8')
-        .split('\n')
-        .filter((l) => l !== '' && !l.startsWith('#'))
-        .map((l) => Number(l.split(' ')[0])),
+    times: () => loggedTimes(logFile, 'rarp'),
+    echoReplyTimes: () => loggedTimes(logFile, 'echo-reply'),
     stop: () =>
       new Promise((resolveStop) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolveStop();
@@ -80,6 +80,14 @@ export async function watchRarp(ns: Netns, ifname: string, logFile: string): Pro
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** The times of the watcher's lines of one kind ("t kind detail"). */
+function loggedTimes(logFile: string, kind: string): number[] {
+  return readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#') && l.split(' ')[1] === kind)
+    .map((l) => Number(l.split(' ')[0]));
 }
 
 /** The first probe reply (unix seconds) at or after `t` from the probe log, or null. */
