@@ -5,7 +5,7 @@
 // namespace here. On a netlink socket that stays open in the pod's namespace, one GETOBJ of a counter is ~10 µs;
 // dumping the guard chain's 7 rules and walking their expressions ~70 µs (the kernel serialises every expression and
 // set reference), which is what a table made before the named counter existed still costs.
-import { NetlinkRejection, SyncNetlinkSocket } from './netlink-sync.js';
+import { NetlinkRejection, SyncNetlinkSocket, type RawNetlinkMessage } from './netlink-sync.js';
 
 export const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -121,27 +121,36 @@ export function counterObjectPackets(body: Buffer): number | null {
   return Number(body.readBigUInt64BE(packets[0]));
 }
 
+/** Request bodies by what they ask for: a scrape asks every namespace the same question. */
 const requests = new Map<string, Buffer>();
+
+/**
+ * Sends one nf_tables request (its body built once by `encode`, then reused) and returns the replies; null when the
+ * kernel answers ENOENT (no such table, chain or object).
+ */
+function nftablesRequest(socket: SyncNetlinkSocket, message: number, key: string, encode: () => Buffer, dump: boolean): RawNetlinkMessage[] | null {
+  let request = requests.get(key);
+  if (request === undefined) {
+    request = encode();
+    requests.set(key, request);
+  }
+  try {
+    // A dump asks for no ACK: it ends with NLMSG_DONE (an error still comes as NLMSG_ERROR), and an ACK after it would
+    // wait in the socket for the next scrape's read. A plain request is answered by its reply, then the ACK.
+    return socket.requestSync((NFNL_SUBSYS_NFTABLES << 8) | message, request, dump ? NLM_F_DUMP : 0, !dump);
+  } catch (err) {
+    if (err instanceof NetlinkRejection && err.errno === ENOENT) return null;
+    throw err;
+  }
+}
 
 /**
  * The packets of the named counter `name` of `table`, through `socket` (a NETLINK_NETFILTER SyncNetlinkSocket opened
  * in the namespace to read); null when the table or the counter does not exist there.
  */
 export function namedCounterPackets(socket: SyncNetlinkSocket, family: number, table: string, name: string): number | null {
-  const key = `obj ${family} ${table} ${name}`;
-  let request = requests.get(key);
-  if (request === undefined) {
-    request = encodeCounterGet(family, table, name);
-    requests.set(key, request);
-  }
-  let replies;
-  try {
-    replies = socket.requestSync((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ, request, 0, true);
-  } catch (err) {
-    if (err instanceof NetlinkRejection && err.errno === ENOENT) return null;
-    throw err;
-  }
-  for (const reply of replies) {
+  const replies = nftablesRequest(socket, NFT_MSG_GETOBJ, `obj ${family} ${table} ${name}`, () => encodeCounterGet(family, table, name), false);
+  for (const reply of replies ?? []) {
     const packets = counterObjectPackets(reply.data);
     if (packets !== null) return packets;
   }
@@ -154,22 +163,8 @@ export function namedCounterPackets(socket: SyncNetlinkSocket, family: number, t
  * table and chain answers an empty list, not ENOENT, for a table that is not there).
  */
 export function chainDroppedPackets(socket: SyncNetlinkSocket, family: number, table: string, chain: string): number | null {
-  const key = `${family} ${table} ${chain}`;
-  let request = requests.get(key);
-  if (request === undefined) {
-    request = encodeRuleDump(family, table, chain);
-    requests.set(key, request);
-  }
-  let replies;
-  try {
-    // No ACK asked for: a dump ends with NLMSG_DONE (an error still comes as NLMSG_ERROR), and an ACK after it would
-    // wait in the socket for the next scrape's read.
-    replies = socket.requestSync((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE, request, NLM_F_DUMP, false);
-  } catch (err) {
-    if (err instanceof NetlinkRejection && err.errno === ENOENT) return null;
-    throw err;
-  }
-  if (replies.length === 0) return null;
+  const replies = nftablesRequest(socket, NFT_MSG_GETRULE, `rules ${family} ${table} ${chain}`, () => encodeRuleDump(family, table, chain), true);
+  if (replies === null || replies.length === 0) return null;
   let total = 0;
   for (const reply of replies) total += droppedPacketsOfRule(reply.data);
   return total;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { renderSpoofNft } from '../../bindings/spoof-nft.js';
 import { GuardDropReader } from '../../agent/metrics/cni-metrics.js';
 import { netnsAvailable, withNetns, type Netns } from '../helpers/netns.js';
+import { spoofFramesCommand } from '../helpers/spoof-frames.js';
 
 const GUEST_MAC = '02:00:00:00:00:01';
 
@@ -10,30 +11,6 @@ const GUEST_MAC = '02:00:00:00:00:01';
 async function ruleDrops(ns: Netns): Promise<number> {
   const out = (await ns.execOk(['nft', 'list', 'chain', 'bridge', 'virt_net_agent', 'guest-spoof'])).stdout;
   return [...out.matchAll(/counter packets (\d+) bytes \d+ drop/g)].reduce((sum, m) => sum + Number(m[1]), 0);
-}
-
-/**
- * Writes frames from another MAC into `from` (a veth whose peer is the guarded bridge port) until the guard's rules
- * counted `count` drops: the port forwards only once its carrier is seen, so frames are sent one at a time.
- */
-async function spoof(ns: Netns, from: string, count: number): Promise<void> {
-  const script = [
-    'import re, socket, subprocess, sys, time',
-    'def dropped():',
-    "    out = subprocess.run(['nft', 'list', 'chain', 'bridge', 'virt_net_agent', 'guest-spoof'], capture_output=True, text=True).stdout",
-    "    return sum(int(n) for n in re.findall(r'counter packets (\\d+) bytes \\d+ drop', out))",
-    's = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)',
-    's.bind((sys.argv[1], 0))',
-    "frame = b'\\xff' * 6 + bytes.fromhex('02deadbeef01') + b'\\x08\\x06' + bytes(46)",
-    'deadline = time.time() + 30',
-    'while dropped() < int(sys.argv[2]):',
-    "    if time.time() > deadline: sys.exit('the guard never counted the frames')",
-    '    before = dropped()',
-    '    s.send(frame)',
-    '    t = time.time()',
-    '    while dropped() == before and time.time() - t < 0.5: time.sleep(0.01)',
-  ].join('\n');
-  await ns.execOk(['python3', '-c', script, from, String(count)], { timeoutMs: 60_000 });
 }
 
 describe.skipIf(!netnsAvailable())('the guard drops the metrics read', () => {
@@ -49,7 +26,7 @@ describe.skipIf(!netnsAvailable())('the guard drops the metrics read', () => {
       const reader = new GuardDropReader();
       try {
         expect(reader.read(ns.path)).toBe(0);
-        await spoof(ns, 'g1', 3);
+        await ns.execOk(spoofFramesCommand('packet', 'g1', 3), { timeoutMs: 60_000 });
         const byRules = await ruleDrops(ns);
         expect(byRules).toBeGreaterThanOrEqual(3);
         expect(reader.read(ns.path)).toBe(byRules);

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPlugin, bridgeChain, containerdUnavailable, startContainerd, type Containerd } from '../helpers/containerd.js';
 import { attachGuest, udhcpc } from '../helpers/dhcp-guest.js';
 import { deleteNetns, run, waitFor, type Netns } from '../helpers/netns.js';
+import { spoofFramesCommand } from '../helpers/spoof-frames.js';
 
 const SPOOF = 'virt-net-agent.kubevirt.io/spoof-protection';
 const why =
@@ -22,27 +23,7 @@ const why =
  * counted `count` drops; resolves with the guard's count as nft lists it afterwards.
  */
 async function spoofFrames(netns: string, tap: string, count: number): Promise<number> {
-  const script = [
-    'import fcntl, os, re, struct, subprocess, sys, time',
-    'def dropped():',
-    "    out = subprocess.run(['nft', 'list', 'chain', 'bridge', 'virt_net_agent', 'guest-spoof'], capture_output=True, text=True).stdout",
-    "    return sum(int(n) for n in re.findall(r'counter packets (\\d+) bytes \\d+ drop', out))",
-    "fd = os.open('/dev/net/tun', os.O_RDWR)",
-    // TUNSETIFF with the tap's own flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_ONE_QUEUE (agent/drivers/tap.ts)
-    "fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', sys.argv[1].encode(), 0x0002 | 0x1000 | 0x4000 | 0x2000))",
-    "frame = bytes(10) + b'\\xff' * 6 + bytes.fromhex('02deadbeef01') + b'\\x08\\x06' + bytes(28)",
-    // Until the bridge port forwards (the carrier comes with the open queue, linkwatch turns it on later) frames die
-    // before the guard: write one at a time and wait for each to be counted.
-    'deadline = time.time() + 30',
-    'while dropped() < int(sys.argv[2]):',
-    "    if time.time() > deadline: sys.exit('the guard never counted the frames')",
-    '    before = dropped()',
-    '    os.write(fd, frame)',
-    '    t = time.time()',
-    '    while dropped() == before and time.time() - t < 0.5: time.sleep(0.01)',
-    'print(dropped())',
-  ].join('\n');
-  const r = await run(['nsenter', `--net=${netns}`, 'python3', '-c', script, tap, String(count)]);
+  const r = await run(['nsenter', `--net=${netns}`, ...spoofFramesCommand('tap', tap, count)]);
   if (r.code !== 0) throw new Error(`spoofed frames: ${r.stderr.trim()}`);
   return Number(r.stdout.trim());
 }

@@ -8,6 +8,15 @@ import { counterObjectPackets, droppedPacketsOfRule, encodeCounterGet, encodeRul
 import { parseMetricsAddress } from '../../agent/metrics/server.js';
 import { parseAgentConfig } from '../../agent/cni/agent-config.js';
 
+/** One netlink attribute (type, payload, nested flag), padded to 4 bytes, as the kernel writes them. */
+function a(type: number, payload: Buffer, nested = false): Buffer {
+  const out = Buffer.alloc((4 + payload.length + 3) & ~3);
+  out.writeUInt16LE(4 + payload.length, 0);
+  out.writeUInt16LE(type | (nested ? 0x8000 : 0), 2);
+  payload.copy(out, 4);
+  return out;
+}
+
 describe('metrics', () => {
   it('parses HOST:PORT, [v6]:PORT and :PORT; anything else is an error naming the field', () => {
     expect(parseMetricsAddress('127.0.0.1:9101', '--metrics-address')).toEqual({ host: '127.0.0.1', port: 9101 });
@@ -28,13 +37,6 @@ describe('metrics', () => {
   });
 
   it("counts the packets of a chain's drop rules from nf_tables rule messages (accept rules and uncounted drops do not count)", () => {
-    const a = (type: number, payload: Buffer, nested = false): Buffer => {
-      const out = Buffer.alloc((4 + payload.length + 3) & ~3);
-      out.writeUInt16LE(4 + payload.length, 0);
-      out.writeUInt16LE(type | (nested ? 0x8000 : 0), 2);
-      payload.copy(out, 4);
-      return out;
-    };
     const be64 = (n: number): Buffer => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; };
     const be32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; };
     const expr = (name: string, data: Buffer): Buffer => a(1, Buffer.concat([a(1, Buffer.from(`${name}\0`)), a(2, data, true)]), true);
@@ -48,13 +50,6 @@ describe('metrics', () => {
   });
 
   it('reads the packets of a named counter from an nf_tables object message (other object types are not counters)', () => {
-    const a = (type: number, payload: Buffer, nested = false): Buffer => {
-      const out = Buffer.alloc((4 + payload.length + 3) & ~3);
-      out.writeUInt16LE(4 + payload.length, 0);
-      out.writeUInt16LE(type | (nested ? 0x8000 : 0), 2);
-      payload.copy(out, 4);
-      return out;
-    };
     const be = (n: number, bytes: 4 | 8): Buffer => { const b = Buffer.alloc(bytes); if (bytes === 8) b.writeBigUInt64BE(BigInt(n)); else b.writeUInt32BE(n); return b; };
     const object = (objectType: number, packets: number): Buffer =>
       Buffer.concat([Buffer.from([7, 0, 0, 0]), a(1, Buffer.from('virt_net_agent\0')), a(2, Buffer.from('drops\0')), a(3, be(objectType, 4)), a(4, Buffer.concat([a(1, be(packets * 60, 8)), a(2, be(packets, 8))]), true)]);
