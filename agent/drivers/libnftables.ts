@@ -3,9 +3,10 @@
 //
 // - Synchronous on the calling thread, so it runs in that thread's network namespace: the context (and its netlink
 //   socket) is made inside `runIn` (NetnsScope.run) for every call and freed after it.
-// - Output and errors are buffered by the library. A ruleset is run from a private temporary file, because for a
-//   buffer the library reports no file:line:column (and echoes the wrong line); the error is its first line with the
-//   file named "/dev/stdin", word for word what `nft -f -` prints.
+// - Output and errors are buffered by the library. A ruleset is run from the buffer; only when it is refused is it run
+//   again from a private temporary file, because for a buffer the library reports no file:line:column (and echoes the
+//   wrong line); the error is the file run's first line with the file named "/dev/stdin", word for word what
+//   `nft -f -` prints.
 // - loadLibNftables() returns null when the library is missing: the caller then uses the binary (agent/drivers/nft.ts).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,8 +80,18 @@ function runInContext(lib: LibNftables, runIn: <T>(fn: () => T) => T, input: { c
   });
 }
 
-/** Applies a ruleset text from a private temporary file (removed afterwards). */
+/**
+ * Applies a ruleset text: from the buffer first (no folder and file to make and remove: ~0.3 ms per apply here); when the library
+ * refuses it, again from a private temporary file (removed afterwards), which changes nothing more (a refused ruleset
+ * is not applied: one transaction) and gives the error its file:line:column as `nft -f -` prints it.
+ */
 function applyRuleset(lib: LibNftables, runIn: <T>(fn: () => T) => T, text: string): void {
+  try {
+    runInContext(lib, runIn, { command: text }, 'nft -f');
+    return;
+  } catch (err) {
+    if (!(err instanceof KernelError)) throw err;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'vna-nft-'));
   try {
     const file = join(dir, 'ruleset.nft');
