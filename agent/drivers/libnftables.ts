@@ -81,9 +81,9 @@ function runInContext(lib: LibNftables, runIn: <T>(fn: () => T) => T, input: { c
 }
 
 /**
- * Applies a ruleset text: from the buffer first (no folder and file to make and remove: ~0.3 ms per apply here); when the library
- * refuses it, again from a private temporary file (removed afterwards), which changes nothing more (a refused ruleset
- * is not applied: one transaction) and gives the error its file:line:column as `nft -f -` prints it.
+ * Applies a ruleset text: from the buffer first (no folder and file to make and remove: ~0.3 ms per apply here);
+ * when the library refuses it, again from a private temporary file (removed afterwards), which changes nothing more
+ * (a refused ruleset is not applied: one transaction) and gives the error its file:line:column as `nft -f -` prints it.
  */
 function applyRuleset(lib: LibNftables, runIn: <T>(fn: () => T) => T, text: string): void {
   try {
