@@ -75,6 +75,7 @@ export async function chainedAdd(request: CniRequest, binding: ChainedBinding, a
       vmi,
       kubevirtConfig,
       spoofProtection: conf.spoofProtection,
+      ...(conf.serveDhcp ? {} : { serveDhcp: false }),
       result,
     });
     return `${JSON.stringify(result)}\n`;

@@ -26,6 +26,8 @@ export interface AttachmentRecord {
   readonly vmi: unknown;
   readonly kubevirtConfig: KubeVirtConfig;
   readonly spoofProtection: boolean;
+  /** false: the network configuration said `serveDhcp: false`, the daemon does not serve it (absent: served). */
+  readonly serveDhcp?: boolean;
   /** The phase ADD planned (absent: start); role 2 plans migration-target for a migration's target pod. */
   readonly phase?: 'start' | 'migration-target';
   /** Pod sysctls ADD added beyond the binding's (role 2: the unprivileged sidecar's DHCP ports). */

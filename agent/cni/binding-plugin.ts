@@ -108,6 +108,7 @@ export async function bindingPluginAdd(request: CniRequest, agent: AgentConfig):
       vmi,
       kubevirtConfig: {},
       spoofProtection: conf.spoofProtection,
+      ...(conf.serveDhcp ? {} : { serveDhcp: false }),
       phase,
       podSysctls: SIDECAR_SYSCTLS,
       result,

@@ -31,6 +31,12 @@ export interface NetConf {
   readonly binding: ChainedBinding | null;
   /** Agent-wide spoof-protection default (the pod annotation overrides it). */
   readonly spoofProtection: boolean;
+  /**
+   * `serveDhcp: false`: the cni-daemon does not serve this attachment's DHCP and RAs (a `sidecar --serve` or `serve`
+   * does). true or absent: the agent configuration's `serveDhcp` decides (a network cannot turn on what the admin
+   * turned off: that daemon runs no serving core).
+   */
+  readonly serveDhcp: boolean;
   /** Role 2: `args.cni.logicNetworkName`, the VMI network this attachment serves. */
   readonly logicNetworkName: string | null;
   readonly portMappings: readonly PortMapping[];
@@ -230,6 +236,8 @@ export function parseNetConf(stdin: string, command: CniCommand): NetConf {
   }
   const spoof = raw['spoofProtection'];
   if (spoof !== undefined && typeof spoof !== 'boolean') throw badConf('spoofProtection', 'must be true or false');
+  const serve = raw['serveDhcp'];
+  if (serve !== undefined && typeof serve !== 'boolean' && command !== 'DEL' && command !== 'GC') throw badConf('serveDhcp', 'must be true or false');
   const runtime = parseRuntimeConfig(raw['runtimeConfig'], command);
   return {
     cniVersion,
@@ -237,6 +245,7 @@ export function parseNetConf(stdin: string, command: CniCommand): NetConf {
     type,
     binding,
     spoofProtection: spoof === true,
+    serveDhcp: serve !== false,
     logicNetworkName,
     ...runtime,
     // DEL and GC work from the recorded state only: a malformed prevResult must not stop the chain's DEL.

@@ -164,6 +164,7 @@ export class CniServing {
   private async serveFromRecords(key: string, dir: string): Promise<Verdict> {
     const record = readAttachment(dir);
     if (record === null) return { skipped: 'no attachment record' };
+    if (record.serveDhcp === false) return { skipped: 'the network configuration says serveDhcp: false' };
     const state = new StateDir(this.options.stateRoot, key).read();
     if (state === null) return { skipped: 'no state recorded' };
     const networks: ServedNetwork[] = Object.entries(state.networks).map(([name, network]) => ({ name, state: network }));

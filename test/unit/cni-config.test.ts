@@ -73,6 +73,7 @@ describe('configuration and environment', () => {
     expect(bad({ runtimeConfig: { portMappings: [{ containerPort: 80, protocol: 'icmp' }] } })).toMatchObject({ message: expect.stringMatching(/protocol: /) });
     expect(bad({ runtimeConfig: { mac: 'nope' } })).toMatchObject({ message: expect.stringMatching(/^runtimeConfig.mac: /) });
     expect(bad({ spoofProtection: 'yes' })).toMatchObject({ message: expect.stringMatching(/^spoofProtection: /) });
+    expect(bad({ serveDhcp: 'no' })).toMatchObject({ code: 7, message: 'serveDhcp: must be true or false' });
     expect(bad({ 'cni.dev/valid-attachments': [{ containerID: 1 }] })).toMatchObject({ message: expect.stringMatching(/^cni.dev\/valid-attachments\[0\]: /) });
     expect(bad({ prevResult: { ips: [{ address: '10.0.0.1', interface: 0 }] } })).toMatchObject({ message: expect.stringMatching(/^prevResult.ips\[0\].address: /) });
     expect(bad({ prevResult: { interfaces: [], ips: [{ address: '10.0.0.1/24', interface: 3 }] } })).toMatchObject({ message: expect.stringMatching(/^prevResult.ips\[0\].interface: /) });
