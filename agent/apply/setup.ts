@@ -9,7 +9,7 @@ import type { KernelAction } from './kernel-actions.js';
 import { computePlan, type PlanInput } from '../plan/plan.js';
 import type { Plan, PodIdentity } from '../plan/plan-types.js';
 import { plannedSysctlNames, plansNeighbours, reconcile } from './reconcile.js';
-import { nftFamiliesOf, takeSnapshot } from './snapshot.js';
+import { nftFamiliesOf, ourTablesListing, takeSnapshot } from './snapshot.js';
 import { renderSpoofNftTeardown } from '../../bindings/spoof-nft.js';
 import { launcherUser } from '../../bindings/common.js';
 import type { AgentState, NetworkState, NftTableFamily } from './state-dir.js';
@@ -32,6 +32,11 @@ export interface SetupResult {
   readonly plan: Plan;
   readonly actions: readonly KernelAction[];
   readonly writes: number;
+  /**
+   * Our tables in the kernel are exactly the listing recorded right after the last `nft -f` (the ruleset as applied,
+   * whatever text this version would render now): what CNI CHECK asks, where a re-run asks for the current text.
+   */
+  readonly nftAsApplied?: boolean;
 }
 
 /** The state dir key of a VMI: its uid, else namespace_name. */
@@ -122,10 +127,12 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
     const plan = withStaleSpoofTableRemoved(computePlan({ ...request, pod, priorIdentities: priorIdentities(prior), renderDomain: false }), prior);
     if (plan.errors.length > 0) return { plan, actions: [], writes: 0 };
     const snapshot = await takeSnapshot(driver, plannedSysctlNames(plan), plan.nftables, prior, plansNeighbours(plan));
+    const recordedListing = prior?.nft?.listing ?? null;
+    const nftAsApplied = prior?.nft?.applied !== false && recordedListing !== null && recordedListing === snapshot.nftListing;
     const needsKeeper = plan.networks.some((network) => network.links.some((step) => step.kind === 'dummy' && step.op === 'create'));
     const dummySupported = prior?.dummySupported ?? (needsKeeper ? await driver.supportsLinkKind('dummy') : false);
     const actions = reconcile(plan, snapshot, { dummySupported });
-    if (request.dryRun) return { plan, actions, writes: 0 };
+    if (request.dryRun) return { plan, actions, writes: 0, nftAsApplied };
 
     const fullListing = plan.nftables !== null && !prior?.nft ? (snapshot.nftRuleset ?? '') : '';
     const state = {
@@ -142,12 +149,14 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
     });
     await executeActions(counting, actions);
     if (state.nft && actions.some((action) => action.do === 'apply-nft')) {
-      // No listing now (one more nft process): the next run records the one it takes anyway.
-      stateDir.write({ ...state, nft: { ...state.nft, listing: null, applied: true } });
+      // The listing right after (one in-process nft list, ~0.2 ms): what a CNI CHECK compares the kernel against,
+      // even after an upgrade to a version that renders another text.
+      const listing = ourTablesListing(await driver.nftList(), nftFamiliesOf(state.nft.text));
+      stateDir.write({ ...state, nft: { ...state.nft, listing, applied: true } });
     } else if (state.nft && state.nft.listing === null && snapshot.nftUpToDate) {
       stateDir.write({ ...state, nft: { ...state.nft, listing: snapshot.nftListing } });
     }
-    return { plan, actions, writes };
+    return { plan, actions, writes, nftAsApplied };
   } finally {
     if (!recorded) stateDir.remove();
     stateDir.unlock();

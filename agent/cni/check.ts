@@ -37,8 +37,11 @@ export async function cniCheck(request: CniRequest, agent: AgentConfig): Promise
       const text = setup.plan.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
       throw new CniSpecError(CNI_CODES.drift, 'CNI_NETNS', `the pod no longer fits the recorded plan: ${text}`);
     }
-    if (setup.actions.length > 0) {
-      const drift = setup.actions.map(describeAction);
+    // The ruleset as ADD applied it is not drift, even when this version of the agent would render another text (an
+    // upgrade that changed the rules): CHECK asks whether the pod is still as it was set up.
+    const actions = setup.nftAsApplied === true ? setup.actions.filter((action) => action.do !== 'apply-nft') : setup.actions;
+    if (actions.length > 0) {
+      const drift = actions.map(describeAction);
       throw new CniSpecError(CNI_CODES.drift, 'CNI_NETNS', `the pod's plumbing drifted from the recorded plan; to restore it: ${drift.join('; ')}`, drift.join('\n'));
     }
     return '';

@@ -1,5 +1,5 @@
 // CNI spec conformance of the real plugin process (`node dist/agent/cli/cli.js cni`) chained after bridge + host-local.
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,6 +97,28 @@ describe.skipIf(!netnsAvailable())('CNI conformance: virt-net-agent chained afte
       const del = await plugin(cni.node, env(cni, 'DEL'), JSON.stringify(conf(cni)));
       expect(del.code, del.stdout).toBe(0);
       expect(await dumpNetns(cni.pod)).toEqual(before);
+    });
+  });
+
+  it('CHECK after an upgrade that renders another ruleset passes while the kernel holds the one ADD applied; a changed ruleset is drift', async () => {
+    await withPod(async (cni) => {
+      const masquerade = (extra: Record<string, unknown> = {}): string => JSON.stringify(conf(cni, { binding: 'masquerade', ...extra }));
+      const add = await plugin(cni.node, env(cni, 'ADD'), masquerade());
+      expect(add.code, add.stdout).toBe(0);
+      // What an older agent left: its own text recorded (this version renders another), with the listing taken
+      // right after its nft -f, which the kernel still holds.
+      const [key = ''] = await readdir(stateDir);
+      const stateFile = join(stateDir, key, 'state.json');
+      const state = JSON.parse(await readFile(stateFile, 'utf8')) as { nft: { text: string; listing: string | null } };
+      expect(state.nft.listing).toMatch(/^table ip nat /);
+      await writeFile(stateFile, JSON.stringify({ ...state, nft: { ...state.nft, text: `${state.nft.text}# rendered by an older version\n` } }));
+      const check = await plugin(cni.node, env(cni, 'CHECK'), masquerade({ prevResult: add.json }));
+      expect(check.code, check.stdout).toBe(0);
+      // A rule gone from the kernel is drift, whatever the version.
+      await cni.pod.execOk(['nft', 'flush', 'chain', 'ip', 'nat', 'KUBEVIRT_PREINBOUND']);
+      expectSpecError(await plugin(cni.node, env(cni, 'CHECK'), masquerade({ prevResult: add.json })), 100, /drifted.*nft/);
+      const del = await plugin(cni.node, env(cni, 'DEL'), masquerade());
+      expect(del.code, del.stdout).toBe(0);
     });
   });
 
