@@ -81,6 +81,8 @@ export const cniDaemonCommand: Command = {
     const agent = loadAgentConfig(values.config);
     const socketPath = values.socket ?? agent.socket;
     if (socketPath.length > 107) throw new InputError('--socket', `path of ${socketPath.length} bytes is longer than a unix socket address allows (107)`);
+    const metricsText = values['metrics-address'] ?? agent.metricsAddress;
+    const metricsAddress = metricsText === null ? null : parseMetricsAddress(metricsText, values['metrics-address'] !== undefined ? '--metrics-address' : `${agent.source ?? 'config'}: metricsAddress`);
     // Input is valid: become `node --max-semi-space-size=1 --single-threaded …` (same PID and arguments) before anything
     // is opened, as serve does (serve-heap.ts); not from the single executable (it takes no node flags on its command line).
     const heap = await import('./serve-heap.js');
@@ -93,11 +95,11 @@ export const cniDaemonCommand: Command = {
     // client's retransmission waits) before it takes new invocations.
     let serving: import('../cni/serving.js').CniServing | null = null;
     if (agent.serveDhcp) {
-      const { CniServing } = await import('../cni/serving.js');
+      const { CniServing, msSince } = await import('../cni/serving.js');
       serving = new CniServing({ stateRoot: agent.stateRoot, logger });
       const started = process.hrtime.bigint();
       const adopted = await serving.adopt();
-      logger.info({ served: adopted.served.length, dropped: adopted.dropped.length, failed: adopted.failed.length, ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100 }, 'attachments adopted');
+      logger.info({ served: adopted.served.length, dropped: adopted.dropped.length, failed: adopted.failed.length, ms: msSince(started) }, 'attachments adopted');
     }
     const { startCniDaemon } = await import('../cni/daemon.js');
     // Link deletions wait for the kernel's grace periods on a thread of their own (drivers/netlink-worker.ts), so a
@@ -111,8 +113,6 @@ export const cniDaemonCommand: Command = {
     const { handleCniInvocation } = await import('../cni/invocation.js');
     const warn = (message: string, fields: Readonly<Record<string, unknown>>): void => logger.warn(fields, message);
     const plugin = (invocation: import('../cni/spec.js').CniInvocation): Promise<import('../cni/spec.js').CniOutcome> => handleCniInvocation(invocation, agent, warn);
-    const metricsText = values['metrics-address'] ?? agent.metricsAddress;
-    const metricsAddress = metricsText === null ? null : parseMetricsAddress(metricsText, values['metrics-address'] !== undefined ? '--metrics-address' : `${agent.source ?? 'config'}: metricsAddress`);
     let observe: ((command: string, outcome: { exitCode: number; stdout: string }, seconds: number) => void) | undefined;
     const daemon = await startCniDaemon({ socketPath, logger, agent, handler: serving === null ? plugin : serving.wrap(plugin), onAnswered: (c, o, seconds) => observe?.(c, o, seconds) });
     let metricsServer: MetricsServer | null = null;

@@ -58,7 +58,7 @@ export interface AdoptReport {
 }
 
 /** Milliseconds since `started` (process.hrtime.bigint()), two decimals. */
-function msSince(started: bigint): number {
+export function msSince(started: bigint): number {
   return Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
 }
 

@@ -90,6 +90,14 @@ describe('the daemon socket (hole 7)', { timeout: 120_000 }, () => {
     }
   });
 
+  it('a bad --metrics-address is refused before anything is made: one line naming the flag, no socket directory', () => {
+    const socket = join(dir, 'bad-metrics', 'run', 'cni.sock');
+    const r = spawnSync(process.execPath, [BUNDLE, 'cni-daemon', '--config', writeAgentConfig(dir), '--socket', socket, '--metrics-address', '1.2.3.4.5:9101'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe('virt-net-agent: --metrics-address: "1.2.3.4.5" is not an IP address');
+    expect(existsSync(join(dir, 'bad-metrics'))).toBe(false);
+  });
+
   /** A place uid 107 can reach: the shim and a stand-in fallback that says it ran. */
   function attackerTools(): { readonly shim: string; readonly fallback: string } {
     const tools = mkdtempSync(join(dir, 'tools-'));
