@@ -2,7 +2,7 @@
 //
 // The servers (server-v4.ts, v6-server.ts, ra-server.ts) count here whichever process runs them (cni-daemon, serve,
 // sidecar --serve); a metrics registry reads the totals when it is scraped. A counter per (family, type, result) in a
-// Map: a few increments per exchange, no allocation once a key exists.
+// Map keyed by one short string: a key string and a lookup per message, nothing else.
 
 export type DhcpFamily = 'v4' | 'v6';
 /** replied: an answer was sent; ignored: not for us or nothing to answer; logged: RELEASE/DECLINE; dropped: undecodable. */

@@ -151,7 +151,7 @@ export async function runSetup(driver: KernelDriver, request: SetupRequest): Pro
     if (state.nft && actions.some((action) => action.do === 'apply-nft')) {
       // The listing right after (one in-process nft list, ~0.2 ms): what a CNI CHECK compares the kernel against,
       // even after an upgrade to a version that renders another text.
-      const listing = ourTablesListing(await driver.nftList(), nftFamiliesOf(state.nft.text));
+      const listing = ourTablesListing(await driver.nftList(), state.nft.families);
       stateDir.write({ ...state, nft: { ...state.nft, listing, applied: true } });
     } else if (state.nft && state.nft.listing === null && snapshot.nftUpToDate) {
       stateDir.write({ ...state, nft: { ...state.nft, listing: snapshot.nftListing } });

@@ -10,6 +10,7 @@ import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { readRegularFd, readTrustedFile, SafeFsError } from '../drivers/safe-fs.js';
+import { METRICS_ADDRESS_SYNTAX } from '../metrics/address.js';
 import { InputError } from '../plan/errors.js';
 
 /** Where the admin's configuration lives on a node (a DaemonSet mounts its ConfigMap here). */
@@ -146,7 +147,7 @@ function parsers(lookupGroup: (name: string) => number | null): Readonly<Record<
     },
     metricsAddress: (v, k, f) => {
       if (v === null) return { metricsAddress: null };
-      if (typeof v !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[0-9.]*):\d{1,5}$/.test(v)) throw bad(f, k, `must be HOST:PORT (e.g. 127.0.0.1:9101), got ${JSON.stringify(v)}`);
+      if (typeof v !== 'string' || !METRICS_ADDRESS_SYNTAX.test(v)) throw bad(f, k, `must be HOST:PORT (e.g. 127.0.0.1:9101), got ${JSON.stringify(v)}`);
       return { metricsAddress: v };
     },
   };

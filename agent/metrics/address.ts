@@ -7,9 +7,12 @@ export interface MetricsAddress {
   readonly port: number;
 }
 
+/** HOST:PORT as written: an IPv4 address or nothing (every address), or an IPv6 address in brackets; the port. */
+export const METRICS_ADDRESS_SYNTAX = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]*)):(\d{1,5})$/;
+
 /** "127.0.0.1:9100", "[::1]:9100", ":9100" (every address); the field names the flag or setting in errors. */
 export function parseMetricsAddress(text: string, field: string): MetricsAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]*)):(\d{1,5})$/.exec(text);
+  const m = METRICS_ADDRESS_SYNTAX.exec(text);
   if (m === null) throw new InputError(field, `must be HOST:PORT (e.g. 127.0.0.1:9100, [::1]:9100, :9100), got ${JSON.stringify(text)}`);
   const host = m[1] ?? m[2] ?? '';
   const port = Number(m[3]);
