@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { connectLibvirt, type DomainHandle, type LibvirtClient } from '../../domain/libvirt/client.js';
 import { writeAgentConfig } from '../helpers/agent-config.js';
 import { makeCniPod, type CniPod } from '../helpers/cni.js';
-import { runWithEnv, SHIM, startDaemonProcess, type DaemonProcess } from '../helpers/cni-shim.js';
+import { daemonLogLines, runWithEnv, SHIM, startDaemonProcess, type DaemonProcess } from '../helpers/cni-shim.js';
 import { baseDomainXml, guestMissing, waitForGuestLine } from '../helpers/guest.js';
 import { libvirtdMissing, startLibvirtd, type Libvirtd } from '../helpers/libvirtd.js';
 import { netnsAvailable, waitFor } from '../helpers/netns.js';
@@ -50,15 +50,6 @@ function kubevirtTapInterface(mac: string, mtu: number): string {
       <alias name='ua-default'/>
       <rom enabled='no'/>
     </interface>`;
-}
-
-/** The daemon's pino lines so far. */
-function daemonLines(daemon: DaemonProcess): Record<string, unknown>[] {
-  return daemon
-    .output()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 describe.skipIf(skipReason !== null)(`the cni-daemon serves the tiny guest on the tap: no per-VM process${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
@@ -103,7 +94,7 @@ describe.skipIf(skipReason !== null)(`the cni-daemon serves the tiny guest on th
       const add = await runWithEnv(SHIM, env('ADD'), conf);
       expect(add.code, add.stdout + add.stderr).toBe(0);
       // Served before the answer left the daemon; its log line may reach us a moment after the answer.
-      await waitFor(async () => daemonLines(daemon!).some((line) => line['msg'] === 'attachment served' && JSON.stringify(line['services']) === '["dhcpv4 k6t-eth0"]'), { timeoutMs: 10_000, intervalMs: 50, what: 'the attachment served' });
+      await waitFor(async () => daemonLogLines(daemon!).some((line) => line['msg'] === 'attachment served' && JSON.stringify(line['services']) === '["dhcpv4 k6t-eth0"]'), { timeoutMs: 10_000, intervalMs: 50, what: 'the attachment served' });
 
       // The guest's MAC: role 1, the guest interface of our CNI result; role 2, what KubeVirt puts in the domain
       // (no spec MAC: the pod interface's).
@@ -124,13 +115,13 @@ describe.skipIf(skipReason !== null)(`the cni-daemon serves the tiny guest on th
       const ping = await waitForGuestLine(consoleFile, (line) => line.kind === 'PING' && line.fields['if'] === 'eth0', 'ping of the gateway', BOOT_TIMEOUT_MS);
       expect(ping.words).toContain('ok');
       // The daemon answered it, for this attachment, with the MAC the domain has.
-      const acks = daemonLines(daemon).filter((line) => line['reply'] === 'DHCPACK');
+      const acks = daemonLogLines(daemon).filter((line) => line['reply'] === 'DHCPACK');
       expect(acks.some((line) => line['mac'] === mac && line['address'] === '10.0.2.2' && String(line['attachment']).startsWith(role === 'chained' ? 'podnet.' : 'vna-binding.'))).toBe(true);
 
       await client.destroy(domain);
       const del = await runWithEnv(SHIM, env('DEL'), conf);
       expect(del.code, del.stdout + del.stderr).toBe(0);
-      await waitFor(async () => daemonLines(daemon!).some((line) => line['msg'] === 'attachment no longer served' && line['why'] === 'DEL'), { timeoutMs: 10_000, intervalMs: 50, what: 'the serving stopped' });
+      await waitFor(async () => daemonLogLines(daemon!).some((line) => line['msg'] === 'attachment no longer served' && line['why'] === 'DEL'), { timeoutMs: 10_000, intervalMs: 50, what: 'the serving stopped' });
     } finally {
       if (client && domain && (await client.isActive(domain).catch(() => false))) await client.destroy(domain).catch(() => undefined);
       await client?.close().catch(() => undefined);

@@ -52,6 +52,15 @@ export interface DaemonProcess {
   stop(): Promise<number | null>;
 }
 
+/** The daemon's pino lines so far, parsed. */
+export function daemonLogLines(daemon: DaemonProcess): Record<string, unknown>[] {
+  return daemon
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 export interface DaemonOptions {
   /** The agent configuration file (test/helpers/agent-config.ts); every daemon a test starts has its own. */
   readonly config: string;

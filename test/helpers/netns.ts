@@ -105,6 +105,21 @@ function handle(name: string): Netns {
   };
 }
 
+/** A Netns handle on a namespace file not under /run/netns (a CRI sandbox's): commands run through nsenter. */
+export function netnsAt(path: string): Netns {
+  const exec = (cmd: readonly string[], opts?: ExecOptions): Promise<ExecResult> => run(['nsenter', `--net=${path}`, ...cmd], opts);
+  return {
+    name: path,
+    path,
+    exec,
+    async execOk(cmd, opts) {
+      const r = await exec(cmd, opts);
+      if (r.code !== 0) throw new Error(`command failed in ${path} (exit ${r.code}): ${cmd.join(' ')}\n${r.stderr.trim()}`);
+      return r;
+    },
+  };
+}
+
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeAgentConfig } from '../helpers/agent-config.js';
-import { startDaemonProcess, type DaemonProcess } from '../helpers/cni-shim.js';
+import { daemonLogLines, startDaemonProcess, type DaemonProcess } from '../helpers/cni-shim.js';
 import { deleteNetns, makeNetns, run, waitFor, type Netns } from '../helpers/netns.js';
 import { makePodman, podmanUnavailable, type Podman } from '../helpers/podman.js';
 import { udhcpc } from '../helpers/dhcp-guest.js';
@@ -62,14 +62,6 @@ function sandboxNetns(sandbox: string): Netns {
 
 function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-function daemonLines(daemon: DaemonProcess): Record<string, unknown>[] {
-  return daemon
-    .output()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 function lines(file: string): string[] {
@@ -137,7 +129,7 @@ describe.skipIf(unavailable !== null)(`the cni-daemon serves the guests of its a
     // Warm-up: one container through ADD and DEL, so what the daemon opens once (the raw-socket poller, the netlink
     // worker) is in the baseline.
     expect((await p.runContainer('warm', network)).code).toBe(0);
-    await waitFor(async () => daemonLines(daemon!).some((line) => line['msg'] === 'attachment served'), { timeoutMs: 60_000, intervalMs: 100, what: 'warm-up served' });
+    await waitFor(async () => daemonLogLines(daemon!).some((line) => line['msg'] === 'attachment served'), { timeoutMs: 60_000, intervalMs: 100, what: 'warm-up served' });
     expect((await p.podman(['rm', '-f', '-t', '0', 'warm'])).code).toBe(0);
     const baseline = fdCount(daemon!.child.pid!);
 
@@ -149,8 +141,8 @@ describe.skipIf(unavailable !== null)(`the cni-daemon serves the guests of its a
     const sandboxes = await Promise.all(names.map(async (name) => (await p.inspect(name)).sandbox));
     for (const [i, sandbox] of sandboxes.entries()) guests.push(await guestOn(sandbox, i));
     // Each attachment was served before its ADD was answered (the log line may trail the answer a little).
-    await waitFor(async () => daemonLines(daemon!).filter((line) => line['msg'] === 'attachment served').length === PODS + 1, { timeoutMs: 10_000, intervalMs: 50, what: `${PODS + 1} attachments served` });
-    const served = daemonLines(daemon!).filter((line) => line['msg'] === 'attachment served');
+    await waitFor(async () => daemonLogLines(daemon!).filter((line) => line['msg'] === 'attachment served').length === PODS + 1, { timeoutMs: 10_000, intervalMs: 50, what: `${PODS + 1} attachments served` });
+    const served = daemonLogLines(daemon!).filter((line) => line['msg'] === 'attachment served');
     expect(served.at(-1)!['services']).toEqual(['dhcpv4 k6t-eth0', 'dhcpv6 k6t-eth0', 'ra k6t-eth0']);
     const perAttachment = (fdCount(daemon!.child.pid!) - baseline) / PODS;
     expect(perAttachment).toBe(5); // 3 sockets and the namespace scope's 2 descriptors
@@ -194,13 +186,13 @@ describe.skipIf(unavailable !== null)(`the cni-daemon serves the guests of its a
     daemon!.child.kill('SIGKILL');
     await daemon!.stop();
     daemon = await startDaemonProcess(socket, { config });
-    const adopted = daemonLines(daemon).find((line) => line['msg'] === 'attachments adopted');
+    const adopted = daemonLogLines(daemon).find((line) => line['msg'] === 'attachments adopted');
     expect(adopted).toMatchObject({ served: PODS, dropped: 0, failed: 0 });
     process.stdout.write(`restart: ${PODS} attachments adopted in ${String(adopted!['ms'])} ms\n`);
     for (const guest of guests) guest.udhcpc!.kill('SIGUSR1');
     await waitFor(async () => guests.every((guest) => lines(join(guest.dir, 'events')).some((line) => line.startsWith('renew '))), { timeoutMs: 120_000, intervalMs: 200, what: `${PODS} renewals after the restart` });
     for (const guest of guests) expect(lines(join(guest.dir, 'events')).find((line) => line.startsWith('renew '))).toBe('renew 10.0.2.2 10.0.2.1');
-    const acks = daemonLines(daemon).filter((line) => line['reply'] === 'DHCPACK' && line['msgType'] === 'DHCPREQUEST');
+    const acks = daemonLogLines(daemon).filter((line) => line['reply'] === 'DHCPACK' && line['msgType'] === 'DHCPREQUEST');
     expect(new Set(acks.map((line) => line['attachment'])).size).toBe(PODS);
     expect(acks.every((line) => line['address'] === '10.0.2.2')).toBe(true);
     const linksAfter = await Promise.all(sandboxes.map(async (sandbox) => (await sandboxNetns(sandbox).execOk(['ip', '-o', 'link', 'show'])).stdout.replace(/\s+/g, ' ')));
@@ -223,8 +215,8 @@ describe.skipIf(unavailable !== null)(`the cni-daemon serves the guests of its a
     }
     for (const name of names) expect((await p.podman(['rm', '-f', '-t', '0', name])).code).toBe(0);
     await waitFor(async () => fdCount(daemon!.child.pid!) === restartedBaseline, { timeoutMs: 30_000, intervalMs: 100, what: `the daemon's descriptors back to ${restartedBaseline}` });
-    await waitFor(async () => daemonLines(daemon!).filter((line) => line['msg'] === 'attachment no longer served' && line['why'] === 'DEL').length === PODS, { timeoutMs: 10_000, intervalMs: 50, what: `${PODS} DELs logged` });
-    expect(daemonLines(daemon).filter((line) => Number(line['level']) >= 50)).toEqual([]);
+    await waitFor(async () => daemonLogLines(daemon!).filter((line) => line['msg'] === 'attachment no longer served' && line['why'] === 'DEL').length === PODS, { timeoutMs: 10_000, intervalMs: 50, what: `${PODS} DELs logged` });
+    expect(daemonLogLines(daemon).filter((line) => Number(line['level']) >= 50)).toEqual([]);
   });
 
   it('a container plumbed by the fallback executable while no daemon ran is served at the next start; a namespace that vanished without a DEL is dropped and reported, at start and while serving', async () => {
@@ -239,8 +231,8 @@ describe.skipIf(unavailable !== null)(`the cni-daemon serves the guests of its a
     // ghost's namespace file disappears without a DEL (the container's process still holds the namespace itself).
     await run(['ip', 'netns', 'del', basename(ghost)]);
     daemon = await startDaemonProcess(socket, { config });
-    expect(daemonLines(daemon).find((line) => line['msg'] === 'attachments adopted')).toMatchObject({ served: 1, dropped: 1, failed: 0 });
-    const reported = daemonLines(daemon).find((line) => String(line['msg']).startsWith('attachment not adopted: its namespace is gone'));
+    expect(daemonLogLines(daemon).find((line) => line['msg'] === 'attachments adopted')).toMatchObject({ served: 1, dropped: 1, failed: 0 });
+    const reported = daemonLogLines(daemon).find((line) => String(line['msg']).startsWith('attachment not adopted: its namespace is gone'));
     expect(String(reported?.['attachment'])).toMatch(new RegExp(`^${network}\\..*\\.eth0$`));
 
     const guest = await guestOn(late, 100);
@@ -252,7 +244,7 @@ describe.skipIf(unavailable !== null)(`the cni-daemon serves the guests of its a
     // namespace, which our sockets would otherwise keep alive with its links).
     const before = fdCount(daemon.child.pid!);
     await run(['ip', 'netns', 'del', basename(late)]);
-    await waitFor(async () => daemonLines(daemon!).some((line) => String(line['msg']).startsWith('attachment dropped: its namespace vanished')), { timeoutMs: 60_000, intervalMs: 250, what: 'the vanished namespace reported' });
+    await waitFor(async () => daemonLogLines(daemon!).some((line) => String(line['msg']).startsWith('attachment dropped: its namespace vanished')), { timeoutMs: 60_000, intervalMs: 250, what: 'the vanished namespace reported' });
     expect(fdCount(daemon.child.pid!)).toBe(before - 5);
     for (const name of ['late', 'ghost']) await p.podman(['rm', '-f', '-t', '0', name]);
   });

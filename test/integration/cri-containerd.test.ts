@@ -14,26 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPlugin, bridgeChain, containerdUnavailable, portmapPlugin, startContainerd, type Containerd, type LoggedInvocation } from '../helpers/containerd.js';
 import type { PortMapping } from '../helpers/cri-client.js';
 import { attachGuest } from '../helpers/dhcp-guest.js';
-import { deleteNetns, run, type ExecOptions, type ExecResult, type Netns } from '../helpers/netns.js';
+import { deleteNetns, netnsAt, run, type Netns } from '../helpers/netns.js';
 import { probeUntil, startServer } from '../helpers/tcp.js';
 
 const unavailable = containerdUnavailable();
 const SPOOF = 'virt-net-agent.kubevirt.io/spoof-protection';
-
-/** A Netns handle on a path that is not under /run/netns (a CRI sandbox's netns). */
-function netnsAt(path: string): Netns {
-  const exec = (cmd: readonly string[], opts?: ExecOptions): Promise<ExecResult> => run(['nsenter', `--net=${path}`, ...cmd], opts);
-  return {
-    name: path,
-    path,
-    exec,
-    async execOk(cmd, opts) {
-      const r = await exec(cmd, opts);
-      if (r.code !== 0) throw new Error(`command failed in ${path} (exit ${r.code}): ${cmd.join(' ')}\n${r.stderr.trim()}`);
-      return r;
-    },
-  };
-}
 
 /** A kubelet's port list for a pod of three containers: web (80 → hostPort 8080), dns (53/udp → 5353, 53/tcp), metrics (9090). */
 const KUBELET_PORTS: readonly PortMapping[] = [

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPlugin, bridgeChain, containerdUnavailable, startContainerd, type Containerd } from '../helpers/containerd.js';
 import { attachGuest, udhcpc } from '../helpers/dhcp-guest.js';
-import { deleteNetns, run, waitFor, type Netns } from '../helpers/netns.js';
+import { deleteNetns, netnsAt, run, waitFor, type Netns } from '../helpers/netns.js';
 import { spoofFramesCommand } from '../helpers/spoof-frames.js';
 
 const SPOOF = 'virt-net-agent.kubevirt.io/spoof-protection';
@@ -26,21 +26,6 @@ async function spoofFrames(netns: string, tap: string, count: number): Promise<n
   const r = await run(['nsenter', `--net=${netns}`, ...spoofFramesCommand('tap', tap, count)]);
   if (r.code !== 0) throw new Error(`spoofed frames: ${r.stderr.trim()}`);
   return Number(r.stdout.trim());
-}
-
-/** A Netns handle on a CRI sandbox's netns path. */
-function podNetns(path: string): Netns {
-  const exec = (cmd: readonly string[], opts?: { input?: string; timeoutMs?: number }) => run(['nsenter', `--net=${path}`, ...cmd], opts);
-  return {
-    name: path,
-    path,
-    exec,
-    async execOk(cmd, opts) {
-      const r = await exec(cmd, opts);
-      if (r.code !== 0) throw new Error(`command failed in ${path}: ${cmd.join(' ')}\n${r.stderr}`);
-      return r;
-    },
-  };
 }
 
 describe.skipIf(why !== null)(`metrics scraped by Prometheus${why !== null ? ` (skipped: ${why})` : ''}`, { timeout: 300_000 }, () => {
@@ -98,7 +83,7 @@ describe.skipIf(why !== null)(`metrics scraped by Prometheus${why !== null ? ` (
     const guestMac = cached === undefined ? '' : ((JSON.parse(readFileSync(`/var/lib/cni/results/${cached}`, 'utf8')) as { result: { interfaces: { mac: string; sandbox?: string }[] } }).result.interfaces.find((i) => i.sandbox === id)?.mac ?? '');
     let guest: Netns | undefined;
     try {
-      guest = await attachGuest(podNetns(netnsPath), 'k6t-eth0', 'gst0', guestMac);
+      guest = await attachGuest(netnsAt(netnsPath), 'k6t-eth0', 'gst0', guestMac);
       const dir = join(c.dir, 'udhcpc');
       mkdirSync(dir, { recursive: true });
       const lease = await udhcpc(guest, dir);
